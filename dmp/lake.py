@@ -1,0 +1,105 @@
+"""Where the lake's tables live and the few write patterns every job uses.
+
+Root: ``--lake PATH`` or ``DMP_LAKE``, default ``./lakehouse``; each table is a Delta table at
+``<lake>/<layer>/<name>`` (design.md §3). Paths are plain strings so ``s3a://`` lakes work too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from datetime import date
+
+from pyspark.sql import DataFrame, SparkSession
+
+DEFAULT_LAKE = "./lakehouse"
+
+EVENTS = "bronze/events"
+EVENTS_QUARANTINE = "bronze/events_quarantine"
+INGEST_RUNS = "ops/ingest_runs"
+IDENTITIES = "silver/identities"
+USER_DAILY = "silver/user_daily"
+USER_TAGS = "gold/user_tags"
+AUDIENCE_PACKS = "gold/audience_packs"
+PACK_RUNS = "ops/pack_runs"
+SUPPRESSION_LISTS = "silver/suppression_lists"
+DELIVERIES = "ops/deliveries"
+UPLIFT_RESULTS = "gold/uplift_results"
+
+
+def resolve_lake(lake: str | None) -> str:
+    """The lake root: explicit value, else ``DMP_LAKE``, else ``./lakehouse`` (absolute for local paths)."""
+    root = lake or os.environ.get("DMP_LAKE") or DEFAULT_LAKE
+    if "://" in root:
+        return root.rstrip("/")
+    return os.path.abspath(root)
+
+
+def table_path(lake: str, table: str) -> str:
+    return f"{lake.rstrip('/')}/{table}"
+
+
+def table_exists(spark: SparkSession, lake: str, table: str) -> bool:
+    from delta.tables import DeltaTable
+
+    return DeltaTable.isDeltaTable(spark, table_path(lake, table))
+
+
+def read_table(spark: SparkSession, lake: str, table: str) -> DataFrame:
+    return spark.read.format("delta").load(table_path(lake, table))
+
+
+def table_version(spark: SparkSession, lake: str, table: str) -> int | None:
+    """Current Delta version of a table (recorded in manifests so a delivery is reproducible)."""
+    from delta.tables import DeltaTable
+
+    if not table_exists(spark, lake, table):
+        return None
+    row = DeltaTable.forPath(spark, table_path(lake, table)).history(1).select("version").first()
+    return int(row["version"]) if row else None
+
+
+def _sql_literal(value: object) -> str:
+    if isinstance(value, date):
+        return f"DATE'{value.isoformat()}'"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return str(value)
+
+
+def replace_where_condition(column: str, values: Iterable[object]) -> str:
+    vals = sorted(set(values), key=str)
+    if not vals:
+        raise ValueError(f"no values given for {column}")
+    if len(vals) == 1:
+        return f"`{column}` = {_sql_literal(vals[0])}"
+    return f"`{column}` IN ({', '.join(_sql_literal(v) for v in vals)})"
+
+
+def overwrite_partitions(
+    df: DataFrame,
+    lake: str,
+    table: str,
+    partition_cols: list[str],
+    condition: str,
+) -> None:
+    """Idempotent write: atomically replace the rows matching ``condition`` (a partition predicate).
+
+    Re-running a step for the same date replaces that date's data instead of appending to it.
+    The table is created (partitioned by ``partition_cols``) on the first write.
+    """
+    (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", condition)
+        .partitionBy(*partition_cols)
+        .save(table_path(lake, table))
+    )
+
+
+def append(df: DataFrame, lake: str, table: str, partition_cols: list[str] | None = None) -> None:
+    """Append, for ops/log tables whose rows are unique by construction (run ids, attempt ids)."""
+    writer = df.write.format("delta").mode("append")
+    if partition_cols:
+        writer = writer.partitionBy(*partition_cols)
+    writer.save(table_path(lake, table))

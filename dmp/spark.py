@@ -1,0 +1,80 @@
+"""The one place a SparkSession is built: local[2] with Delta by default, any cluster under spark-submit."""
+
+from __future__ import annotations
+
+import os
+
+from pyspark.sql import SparkSession
+
+SCALA_VERSION = "2.13"
+
+
+def delta_package() -> str:
+    """Maven coordinate of the Delta jar matching the installed pyspark and delta-spark."""
+    from importlib.metadata import version
+
+    import pyspark
+
+    spark_mm = ".".join(pyspark.__version__.split(".")[:2])
+    return f"io.delta:delta-spark_{spark_mm}_{SCALA_VERSION}:{version('delta-spark')}"
+
+
+def hadoop_aws_package() -> str:
+    """hadoop-aws for ``s3a://`` lakes, matching the Hadoop client bundled with pyspark."""
+    from pathlib import Path
+
+    import pyspark
+
+    jars = Path(pyspark.__file__).parent / "jars"
+    client = next(jars.glob("hadoop-client-api-*.jar"), None)
+    hadoop_version = client.name.removeprefix("hadoop-client-api-").removesuffix(".jar") if client else "3.4.1"
+    return f"org.apache.hadoop:hadoop-aws:{hadoop_version}"
+
+
+def under_spark_submit() -> bool:
+    # spark-submit starts the Python driver with a ready Py4J gateway; master and jars come from it.
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+BASE_CONF: dict[str, str] = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.adaptive.enabled": "true",
+    # Dates in specs and tables are calendar dates; keep Parquet datetime handling strict and modern.
+    "spark.sql.parquet.datetimeRebaseModeInWrite": "CORRECTED",
+    "spark.databricks.delta.schema.autoMerge.enabled": "false",
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+
+def get_spark(
+    app_name: str = "dmp",
+    master: str | None = None,
+    conf: dict[str, str] | None = None,
+) -> SparkSession:
+    """Build (or reuse) the session.
+
+    Outside spark-submit: master ``DMP_SPARK_MASTER`` or ``local[2]``, Delta jars resolved from Maven
+    on first use and cached under ~/.ivy2*. Under spark-submit the master and packages given to
+    spark-submit win, so the same job runs on standalone, YARN or Kubernetes unchanged.
+    """
+    builder = SparkSession.builder.appName(app_name)
+    settings = dict(BASE_CONF)
+    settings["spark.sql.shuffle.partitions"] = os.environ.get("DMP_SHUFFLE_PARTITIONS", "8")
+    settings["spark.ui.enabled"] = os.environ.get("DMP_SPARK_UI", "false")
+    settings["spark.driver.memory"] = os.environ.get("DMP_DRIVER_MEMORY", "4g")
+    settings.update(conf or {})
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    if under_spark_submit():
+        return builder.getOrCreate()
+    builder = builder.master(master or os.environ.get("DMP_SPARK_MASTER", "local[2]"))
+    packages = [delta_package()]
+    if os.environ.get("DMP_S3A", "") == "1":
+        packages.append(hadoop_aws_package())
+    builder = builder.config("spark.jars.packages", ",".join(packages))
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("DMP_SPARK_LOG_LEVEL", "ERROR"))
+    return spark
