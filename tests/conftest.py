@@ -15,7 +15,7 @@ TAOBAO_SAMPLE = SHARED_DATA / "taobao_userbehavior_sample.csv"
 # Small shuffles and no UI: tests run on 2 cores.
 os.environ.setdefault("DMP_SHUFFLE_PARTITIONS", "2")
 os.environ.setdefault("DMP_SPARK_UI", "false")
-os.environ.setdefault("DMP_DRIVER_MEMORY", "3g")
+os.environ.setdefault("DMP_DRIVER_MEMORY", "2g")
 
 
 @pytest.fixture(scope="session")
