@@ -1,0 +1,423 @@
+"""silver/user_daily -> gold/user_tags, one snapshot per as_of_date, built incrementally.
+
+Who is in a snapshot: every user with at least one event on or before as_of_date (users never
+disappear; a long-gone user is ``churned`` with zero window counters).
+
+Tag definitions (windows end on as_of_date inclusive: a 90-day window is as_of-89 ... as_of):
+
+- ``first_seen_date`` / ``last_active_date``: first / latest event_date of any event.
+- ``last_order_date``: latest event_date with an ``order``; ``recency_days`` = as_of - it (null if never).
+- ``frequency_90d``: number of ``order`` events in 90 days; ``monetary_90d``: their price x quantity
+  (exact: carried in integer cents); ``avg_order_value_90d`` = monetary / frequency rounded to cents
+  (null without orders).
+- ``views_30d``, ``carts_30d`` (cart_add), ``orders_30d``; ``active_days_30d``: days with any event.
+- ``is_cart_abandoner``: a ``cart_add`` in the last 7 days and no ``order`` in the last 7 days.
+- ``coupon_sensitivity``: coupon_redeem / coupon_receive events in 90 days, null if none received
+  (may exceed 1 when coupons received earlier are redeemed inside the window).
+- ``lifecycle_stage`` (thresholds in dmp.tag_config.LifecycleConfig, defaults 14/30/90):
+  ``new`` if first seen within new_days; else ``active`` if any event within active_days; else
+  ``silent`` if any event within churn_days; else ``churned``.
+- ``consumption_level``: 0 when monetary_90d is 0; otherwise 1..5 = spend quintile among the
+  snapshot's n spenders: 1 + floor(5 * (r - 1) / n) with r the rank of monetary_90d ascending
+  (ties share the lowest rank, so equal spend always gets the same level). Integer arithmetic:
+  exact and deterministic.
+- ``top_category_ids`` / ``top_brand_ids`` / ``top_store_ids``: up to top_n (default 3) ids with the
+  highest activity score over 30 days (score = sum of per-event weights, dmp.tag_config.ActivityWeights),
+  ties broken by id ascending; null ids (e.g. Taobao rows have no store/brand) are ignored; [] if none.
+
+Incremental: the snapshot is derived from a per-user state (``gold/user_tag_state``: all-time dates
+and rolling window sums) and a per-user-per-id activity state (``gold/user_affinity_state``: 30-day
+scores). state(D) = state(D-1) + user_daily(D) - user_daily(D-7 / D-30 / D-90) for the 7 / 30 /
+90-day sums, so a daily run reads four user_daily partitions plus yesterday's state, whatever the
+length of history. Without yesterday's state (first run, a gap, changed weights) or with ``--full``
+the state is rebuilt from the whole user_daily history up to D; both paths give identical results
+because every sum is an integer (counts, cents, scores).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from dmp import lake as lk
+from dmp.errors import DmpError
+from dmp.schemas import USER_TAGS
+from dmp.tag_config import ActivityWeights, TagConfig
+
+USER_TAG_STATE = "gold/user_tag_state"
+USER_AFFINITY_STATE = "gold/user_affinity_state"
+
+# Per-user per-day base metrics taken from user_daily.
+BASE_METRICS: tuple[str, ...] = (
+    "views",
+    "carts",
+    "orders",
+    "gmv_cents",
+    "coupon_receives",
+    "coupon_redeems",
+    "active",
+)
+# state column -> (base metric, window length in days)
+WINDOWED: dict[str, tuple[str, int]] = {
+    "orders_90d": ("orders", 90),
+    "gmv_cents_90d": ("gmv_cents", 90),
+    "coupon_receives_90d": ("coupon_receives", 90),
+    "coupon_redeems_90d": ("coupon_redeems", 90),
+    "views_30d": ("views", 30),
+    "carts_30d": ("carts", 30),
+    "orders_30d": ("orders", 30),
+    "active_days_30d": ("active", 30),
+    "carts_7d": ("carts", 7),
+    "orders_7d": ("orders", 7),
+}
+WINDOW_LENGTHS: tuple[int, ...] = tuple(sorted({n for _, n in WINDOWED.values()}))
+AFFINITY_WINDOW = 30
+STATE_COLUMNS: list[str] = [
+    "user_id",
+    "first_seen_date",
+    "last_active_date",
+    "last_order_date",
+    *WINDOWED,
+]
+# dimension name -> user_daily column; the order is the order of the output columns.
+AFFINITY_DIMS: dict[str, str] = {"category": "category_id", "brand": "brand_id", "store": "store_id"}
+# user_daily counter -> ActivityWeights field
+WEIGHT_FIELDS: dict[str, str] = {
+    "views": "view",
+    "clicks": "click",
+    "searches": "search",
+    "carts": "cart_add",
+    "cart_removes": "cart_remove",
+    "favs": "favorite",
+    "orders": "order",
+    "coupon_receives": "coupon_receive",
+    "coupon_redeems": "coupon_redeem",
+}
+LIFECYCLE_STAGES: tuple[str, ...] = ("new", "active", "silent", "churned")
+
+
+def _lit_date(d: date) -> Column:
+    return F.lit(d).cast("date")
+
+
+# ---------------------------------------------------------------- per-day inputs (pure transforms)
+
+
+def daily_user_metrics(user_daily_df: DataFrame) -> DataFrame:
+    """user_daily rows -> one row per user_id x event_date with BASE_METRICS (gmv in integer cents)."""
+    return user_daily_df.groupBy("user_id", "event_date").agg(
+        F.sum("views").cast("long").alias("views"),
+        F.sum("carts").cast("long").alias("carts"),
+        F.sum("orders").cast("long").alias("orders"),
+        # user_daily.gmv is an exact DECIMAL(18,2) sum stored as double: back to exact cents.
+        F.sum((F.col("gmv").cast("decimal(18,2)") * 100).cast("long")).alias("gmv_cents"),
+        F.sum("coupon_receives").cast("long").alias("coupon_receives"),
+        F.sum("coupon_redeems").cast("long").alias("coupon_redeems"),
+        F.lit(1).cast("long").alias("active"),
+    )
+
+
+def daily_affinity(user_daily_df: DataFrame, weights: ActivityWeights) -> DataFrame:
+    """user_daily rows -> user_id x event_date x dim x key with the day's integer activity score."""
+    w = weights.model_dump()
+    score = sum((F.col(c) * F.lit(w[f]) for c, f in WEIGHT_FIELDS.items()), F.lit(0)).cast("long")
+    keyed = F.array(*[F.struct(F.lit(d).alias("dim"), F.col(c).alias("key")) for d, c in AFFINITY_DIMS.items()])
+    return (
+        user_daily_df.select("user_id", "event_date", score.alias("score"), F.explode(keyed).alias("k"))
+        .filter(F.col("k.key").isNotNull())
+        .groupBy("user_id", "event_date", F.col("k.dim").alias("dim"), F.col("k.key").alias("key"))
+        .agg(F.sum("score").cast("long").alias("score"))
+    )
+
+
+# ---------------------------------------------------------------- state: full and incremental
+
+
+def full_state(metrics_df: DataFrame, as_of: date) -> DataFrame:
+    """State at ``as_of`` from the complete per-day history (rows after as_of are ignored)."""
+    hist = metrics_df.filter(F.col("event_date") <= _lit_date(as_of))
+    sums = [
+        F.sum(
+            F.when(F.col("event_date") >= _lit_date(as_of - timedelta(days=n - 1)), F.col(base)).otherwise(0)
+        ).cast("long").alias(name)
+        for name, (base, n) in WINDOWED.items()
+    ]
+    return hist.groupBy("user_id").agg(
+        F.min("event_date").alias("first_seen_date"),
+        F.max("event_date").alias("last_active_date"),
+        F.max(F.when(F.col("orders") > 0, F.col("event_date"))).alias("last_order_date"),
+        *sums,
+    ).select(*STATE_COLUMNS)
+
+
+def incremental_state(prev_state_df: DataFrame, metrics_df: DataFrame, as_of: date) -> DataFrame:
+    """State at ``as_of`` = state at as_of-1 + the day as_of - the days leaving each window.
+
+    ``metrics_df`` must hold (at least) the days as_of and as_of-N for every window length N; other
+    days are ignored.
+    """
+    day = F.col("event_date")
+    today = day == _lit_date(as_of)
+    deltas = []
+    for name, (base, n) in WINDOWED.items():
+        leaving = day == _lit_date(as_of - timedelta(days=n))
+        deltas.append(
+            F.when(today, F.col(base)).when(leaving, -F.col(base)).otherwise(0).cast("long").alias(name)
+        )
+    relevant = [as_of] + [as_of - timedelta(days=n) for n in WINDOW_LENGTHS]
+    delta_df = metrics_df.filter(day.isin([_lit_date(d) for d in relevant])).select(
+        "user_id",
+        F.when(today, day).alias("first_seen_date"),
+        F.when(today, day).alias("last_active_date"),
+        F.when(today & (F.col("orders") > 0), day).alias("last_order_date"),
+        *deltas,
+    )
+    return (
+        prev_state_df.select(*STATE_COLUMNS)
+        .unionByName(delta_df)
+        .groupBy("user_id")
+        .agg(
+            F.min("first_seen_date").alias("first_seen_date"),
+            F.max("last_active_date").alias("last_active_date"),
+            F.max("last_order_date").alias("last_order_date"),
+            *[F.sum(c).cast("long").alias(c) for c in WINDOWED],
+        )
+        .select(*STATE_COLUMNS)
+    )
+
+
+def full_affinity(affinity_df: DataFrame, as_of: date) -> DataFrame:
+    """30-day scores per user x dim x key at ``as_of`` from the per-day affinity history."""
+    start = as_of - timedelta(days=AFFINITY_WINDOW - 1)
+    return (
+        affinity_df.filter(F.col("event_date").between(_lit_date(start), _lit_date(as_of)))
+        .groupBy("user_id", "dim", "key")
+        .agg(F.sum("score").cast("long").alias("score"))
+        .filter(F.col("score") > 0)
+    )
+
+
+def incremental_affinity(prev_affinity_df: DataFrame, affinity_df: DataFrame, as_of: date) -> DataFrame:
+    """30-day scores at ``as_of`` = scores at as_of-1 + day as_of - day as_of-30 (zero scores dropped:
+    every weight is >= 1, so a zero score means no activity on that id in the window)."""
+    leaving = as_of - timedelta(days=AFFINITY_WINDOW)
+    day = F.col("event_date")
+    delta_df = affinity_df.filter(day.isin(_lit_date(as_of), _lit_date(leaving))).select(
+        "user_id", "dim", "key", F.when(day == _lit_date(as_of), F.col("score")).otherwise(-F.col("score")).alias("score")
+    )
+    return (
+        prev_affinity_df.select("user_id", "dim", "key", "score")
+        .unionByName(delta_df)
+        .groupBy("user_id", "dim", "key")
+        .agg(F.sum("score").cast("long").alias("score"))
+        .filter(F.col("score") > 0)
+    )
+
+
+# ---------------------------------------------------------------- snapshot from state (pure)
+
+
+def with_rfm(state_df: DataFrame, as_of: date) -> DataFrame:
+    """recency_days, frequency_90d, monetary_90d, avg_order_value_90d from the state's exact sums."""
+    return (
+        state_df.withColumn("recency_days", F.datediff(_lit_date(as_of), F.col("last_order_date")))
+        .withColumn("frequency_90d", F.col("orders_90d"))
+        .withColumn("monetary_90d", F.col("gmv_cents_90d").cast("double") / F.lit(100.0))
+        .withColumn(
+            "avg_order_value_90d",
+            F.when(
+                F.col("orders_90d") > 0,
+                F.round(F.col("gmv_cents_90d").cast("double") / F.col("orders_90d").cast("double")) / F.lit(100.0),
+            ),
+        )
+    )
+
+
+def with_lifecycle_stage(state_df: DataFrame, as_of: date, config: TagConfig) -> DataFrame:
+    cfg = config.lifecycle
+    since_first = F.datediff(_lit_date(as_of), F.col("first_seen_date"))
+    since_last = F.datediff(_lit_date(as_of), F.col("last_active_date"))
+    return state_df.withColumn(
+        "lifecycle_stage",
+        F.when(since_first < cfg.new_days, "new")
+        .when(since_last < cfg.active_days, "active")
+        .when(since_last < cfg.churn_days, "silent")
+        .otherwise("churned"),
+    )
+
+
+def with_consumption_level(state_df: DataFrame) -> DataFrame:
+    """0 without spend, else the spend quintile 1..5 among the snapshot's spenders (see module doc)."""
+    spender = F.col("gmv_cents_90d") > 0
+    # Non-spenders sort first, so a spender's rank among spenders is its overall rank minus their count.
+    order = Window.orderBy(spender.cast("int"), F.col("gmv_cents_90d"))
+    everyone = Window.partitionBy()
+    n_spenders = F.sum(spender.cast("long")).over(everyone)
+    n_others = F.count(F.lit(1)).over(everyone) - n_spenders
+    rank = F.rank().over(order) - n_others
+    # the guard keeps ANSI mode from dividing by zero when nobody spent (the level is unused then)
+    level = F.floor((rank - 1) * 5 / F.when(n_spenders > 0, n_spenders)).cast("int") + 1
+    return state_df.withColumn("consumption_level", F.when(spender, level).otherwise(F.lit(0)).cast("int"))
+
+
+def with_coupon_sensitivity(state_df: DataFrame) -> DataFrame:
+    return state_df.withColumn(
+        "coupon_sensitivity",
+        F.when(
+            F.col("coupon_receives_90d") > 0,
+            F.col("coupon_redeems_90d").cast("double") / F.col("coupon_receives_90d").cast("double"),
+        ),
+    )
+
+
+def with_cart_abandoner(state_df: DataFrame) -> DataFrame:
+    return state_df.withColumn("is_cart_abandoner", (F.col("carts_7d") > 0) & (F.col("orders_7d") == 0))
+
+
+def top_ids(affinity_state_df: DataFrame, top_n: int) -> DataFrame:
+    """user_id + top_<dim>_ids arrays: highest 30-day score first, ties by id ascending."""
+    ranked = affinity_state_df.withColumn(
+        "rn",
+        F.row_number().over(Window.partitionBy("user_id", "dim").orderBy(F.col("score").desc(), F.col("key"))),
+    ).filter(F.col("rn") <= top_n)
+    aggs = [
+        F.transform(
+            F.array_sort(F.collect_list(F.when(F.col("dim") == d, F.struct("rn", "key")))), lambda s: s["key"]
+        ).alias(f"top_{d}_ids")
+        for d in AFFINITY_DIMS
+    ]
+    return ranked.groupBy("user_id").agg(*aggs)
+
+
+def build_user_tags(state_df: DataFrame, affinity_state_df: DataFrame, as_of: date, config: TagConfig) -> DataFrame:
+    """The gold/user_tags snapshot (exactly the USER_TAGS columns) from the state at ``as_of``."""
+    empty = F.array().cast("array<string>")
+    tops = top_ids(affinity_state_df, config.top_n)
+    tags_df = (
+        state_df.transform(with_rfm, as_of)
+        .transform(with_lifecycle_stage, as_of, config)
+        .transform(with_consumption_level)
+        .transform(with_coupon_sensitivity)
+        .transform(with_cart_abandoner)
+        .withColumn("as_of_date", _lit_date(as_of))
+        .join(tops, "user_id", "left")
+    )
+    for d in AFFINITY_DIMS:
+        tags_df = tags_df.withColumn(f"top_{d}_ids", F.coalesce(F.col(f"top_{d}_ids"), empty))
+    return tags_df.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in USER_TAGS.fields])
+
+
+# ---------------------------------------------------------------- the job (I/O at the edges)
+
+
+@dataclass(frozen=True)
+class TagsResult:
+    day: date
+    mode: str  # "incremental" | "full"
+    reason: str
+    users: int
+
+
+def _partition(df: DataFrame, column: str, values: list[date]) -> DataFrame:
+    return df.filter(F.col(column).isin([_lit_date(v) for v in values]))
+
+
+def _previous_state_ok(spark: SparkSession, lake: str, prev_day: date, fingerprint: str) -> tuple[bool, str]:
+    if not lk.table_exists(spark, lake, USER_TAG_STATE):
+        return False, f"no {USER_TAG_STATE} table yet (first run)"
+    row = (
+        lk.read_table(spark, lake, USER_TAG_STATE)
+        .filter(F.col("as_of_date") == _lit_date(prev_day))
+        .select("state_fingerprint")
+        .limit(1)
+        .first()
+    )
+    if row is None:
+        return False, f"no state for {prev_day} (first run or a gap)"
+    if row["state_fingerprint"] != fingerprint:
+        return False, f"state for {prev_day} was built with other activity weights"
+    if not lk.table_exists(spark, lake, USER_AFFINITY_STATE):
+        return False, f"no {USER_AFFINITY_STATE} table"
+    return True, f"state of {prev_day} + user_daily of {as_window_days(prev_day + timedelta(days=1))}"
+
+
+def as_window_days(day: date) -> str:
+    return ", ".join(str(d) for d in [day] + [day - timedelta(days=n) for n in WINDOW_LENGTHS])
+
+
+def _check_user_daily_present(spark: SparkSession, lake: str, day: date, user_daily_df: DataFrame) -> None:
+    """Refuse to tag a day whose aggregates were never built (an empty user_daily day is fine only if
+    bronze has no events that day either)."""
+    if user_daily_df.filter(F.col("event_date") == _lit_date(day)).limit(1).count() > 0:
+        return
+    if not lk.table_exists(spark, lake, lk.EVENTS):
+        return
+    events = lk.read_table(spark, lake, lk.EVENTS).filter(F.col("event_date") == _lit_date(day))
+    if events.limit(1).count() > 0:
+        raise DmpError(
+            f"{lk.table_path(lake, lk.USER_DAILY)} has no rows for {day} but bronze/events has events that day: "
+            f"run `dmp aggregate --date {day}` first"
+        )
+
+
+def run_tags(
+    spark: SparkSession,
+    lake: str,
+    day: date,
+    config: TagConfig,
+    *,
+    full: bool = False,
+    skip_checks: bool = False,
+) -> TagsResult:
+    """Build state and snapshot for ``day``: incremental from ``day``-1's state when possible."""
+    if not lk.table_exists(spark, lake, lk.USER_DAILY):
+        raise DmpError(
+            f"table {lk.table_path(lake, lk.USER_DAILY)} does not exist: run `dmp aggregate` before `dmp tags`"
+        )
+    user_daily_df = lk.read_table(spark, lake, lk.USER_DAILY)
+    _check_user_daily_present(spark, lake, day, user_daily_df)
+    fingerprint = config.state_fingerprint()
+    prev = day - timedelta(days=1)
+    if full:
+        incremental, reason = False, "--full requested"
+    else:
+        incremental, reason = _previous_state_ok(spark, lake, prev, fingerprint)
+
+    if incremental:
+        needed = [day] + [day - timedelta(days=n) for n in WINDOW_LENGTHS]
+        days_df = _partition(user_daily_df, "event_date", needed)
+        prev_state = _partition(lk.read_table(spark, lake, USER_TAG_STATE), "as_of_date", [prev])
+        prev_aff = _partition(lk.read_table(spark, lake, USER_AFFINITY_STATE), "as_of_date", [prev])
+        state_df = incremental_state(prev_state, daily_user_metrics(days_df), day)
+        aff_df = incremental_affinity(prev_aff, daily_affinity(days_df, config.weights), day)
+        mode = "incremental"
+    else:
+        hist_df = user_daily_df.filter(F.col("event_date") <= _lit_date(day))
+        state_df = full_state(daily_user_metrics(hist_df), day)
+        aff_df = full_affinity(daily_affinity(hist_df, config.weights), day)
+        mode = "full"
+        reason = f"full rebuild from user_daily history up to {day}: {reason}"
+
+    state_df = state_df.withColumn("as_of_date", _lit_date(day)).withColumn(
+        "state_fingerprint", F.lit(fingerprint)
+    ).persist()
+    aff_df = aff_df.withColumn("as_of_date", _lit_date(day)).persist()
+    try:
+        condition = lk.replace_where_condition("as_of_date", [day])
+        lk.overwrite_partitions(aff_df, lake, USER_AFFINITY_STATE, ["as_of_date"], condition)
+        tags_df = build_user_tags(state_df, aff_df, day, config)
+        lk.overwrite_partitions(tags_df, lake, lk.USER_TAGS, ["as_of_date"], condition)
+        # The user state is written last: its presence is what lets the next day go incremental.
+        lk.overwrite_partitions(state_df, lake, USER_TAG_STATE, ["as_of_date"], condition)
+        users = state_df.count()
+    finally:
+        state_df.unpersist()
+        aff_df.unpersist()
+    if not skip_checks:
+        from dmp.quality import run_gate
+
+        run_gate(_partition(lk.read_table(spark, lake, lk.USER_TAGS), "as_of_date", [day]), "gold_user_tags")
+    return TagsResult(day=day, mode=mode, reason=reason, users=int(users))

@@ -1,0 +1,37 @@
+"""spark-submit entry: bronze/events -> silver/user_daily for --date D or --from D1 --to D2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lake")
+    parser.add_argument("--date")
+    parser.add_argument("--from", dest="from_")
+    parser.add_argument("--to")
+    parser.add_argument("--skip-checks", action="store_true")
+    args = parser.parse_args(argv)
+
+    from dmp.aggregate import aggregate_day
+    from dmp.dates import resolve_dates
+    from dmp.errors import DmpError
+    from dmp.lake import resolve_lake
+    from dmp.spark import get_spark
+
+    try:
+        days = resolve_dates(args.date, args.from_, args.to)
+        spark = get_spark("dmp-aggregate")
+        for day in days:
+            res = aggregate_day(spark, resolve_lake(args.lake), day, skip_checks=args.skip_checks)
+            print(f"aggregate {day}: {res.events} events -> {res.rows} user_daily rows")
+    except DmpError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
