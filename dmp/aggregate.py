@@ -6,9 +6,11 @@ coupon_receives, coupon_redeems). ``gmv`` is the sum of price x quantity over ``
 depend on the order Spark adds rows in (each event's amount is rounded half-up to cents first), then
 stored as a double as the USER_DAILY schema says. The tag state converts it back to integer cents.
 
-One date partition per run, written with replaceWhere: re-running a date replaces it. A date with
-no events writes an empty partition (the replaceWhere deletes whatever that date held before and
-adds nothing), so re-aggregating after a bronze fix never leaves stale rows behind.
+Each date is its own partition, written with replaceWhere on exactly the dates being processed:
+re-running a date replaces it. A date with no events writes an empty partition (the replaceWhere
+deletes whatever that date held before and adds nothing), so re-aggregating after a bronze fix never
+leaves stale rows behind. A ``--from/--to`` range is computed in one Spark pass (dates are
+independent, so this equals running them one by one, minus 30 job start-ups for a month).
 """
 
 from __future__ import annotations
@@ -66,35 +68,45 @@ class AggregateResult:
     rows: int
 
 
-def aggregate_day(
-    spark: SparkSession, lake: str, day: date, *, skip_checks: bool = False
-) -> AggregateResult:
-    """Read bronze/events for ``day``, write its silver/user_daily partition, gate it, return counts."""
+def aggregate_days(
+    spark: SparkSession, lake: str, days: list[date], *, skip_checks: bool = False
+) -> list[AggregateResult]:
+    """Read bronze/events for ``days``, replace exactly those silver/user_daily partitions, gate them.
+
+    All given days go through one Spark job (a backfill of a month is one scan, not 30 start-ups);
+    the replaceWhere covers every given day, so a day without events ends up as an empty partition.
+    Days are independent, so this is the same result as running them one at a time.
+    """
+    if not days:
+        return []
     if not lk.table_exists(spark, lake, lk.EVENTS):
         raise DmpError(
             f"table {lk.table_path(lake, lk.EVENTS)} does not exist: run `dmp ingest` before `dmp aggregate`"
         )
-    events_df = lk.read_table(spark, lake, lk.EVENTS).filter(F.col("event_date") == F.lit(day))
+    wanted = [F.lit(d).cast("date") for d in sorted(set(days))]
+    events_df = lk.read_table(spark, lake, lk.EVENTS).filter(F.col("event_date").isin(wanted))
     daily_df = build_user_daily(events_df).persist()
     try:
-        n_rows = daily_df.count()
         lk.overwrite_partitions(
-            daily_df,
-            lake,
-            lk.USER_DAILY,
-            ["event_date"],
-            lk.replace_where_condition("event_date", [day]),
+            daily_df, lake, lk.USER_DAILY, ["event_date"], lk.replace_where_condition("event_date", days)
         )
-        n_events = (
-            daily_df.agg(
-                F.coalesce(F.sum(sum((F.col(c) for c in COUNTERS), F.lit(0))), F.lit(0)).alias("n")
-            ).first()["n"]
-        )
+        n_events = sum((F.col(c) for c in COUNTERS), F.lit(0))
+        per_day = {
+            r["event_date"]: (int(r["events"]), int(r["rows"]))
+            for r in daily_df.groupBy("event_date")
+            .agg(F.sum(n_events).alias("events"), F.count(F.lit(1)).alias("rows"))
+            .collect()
+        }
     finally:
         daily_df.unpersist()
     if not skip_checks:
         from dmp.quality import run_gate
 
-        written = lk.read_table(spark, lake, lk.USER_DAILY).filter(F.col("event_date") == F.lit(day))
+        written = lk.read_table(spark, lake, lk.USER_DAILY).filter(F.col("event_date").isin(wanted))
         run_gate(written, "silver_user_daily")
-    return AggregateResult(day=day, events=int(n_events), rows=int(n_rows))
+    return [AggregateResult(day=d, events=per_day.get(d, (0, 0))[0], rows=per_day.get(d, (0, 0))[1]) for d in days]
+
+
+def aggregate_day(spark: SparkSession, lake: str, day: date, *, skip_checks: bool = False) -> AggregateResult:
+    """One date: bronze/events of ``day`` -> its silver/user_daily partition."""
+    return aggregate_days(spark, lake, [day], skip_checks=skip_checks)[0]

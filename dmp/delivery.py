@@ -17,7 +17,8 @@ For each (segment, channel, run_date):
    ``manifest.json``, then an empty ``_SUCCESS`` last. No ``_SUCCESS`` = no delivery. A retry
    skips objects already stored intact (sha256 in object metadata) and finishes the job. Re-running
    an unchanged delivery touches nothing (status ``success``, message ``unchanged``).
-5. **Record** the delivered rows in ``ops/delivery_state`` and every attempt in ``ops/deliveries``
+5. **Record** the delivered rows in ``ops/delivery_state`` (incremental channels only: the next
+   diff needs them) and every attempt in ``ops/deliveries``
    (one row per file, or one ``kind = none`` row for skipped/failed attempts), both with
    replaceWhere on their keys so a repeated write replaces instead of duplicating.
 """
@@ -297,25 +298,23 @@ def _cond(**values: Any) -> str:
     return " AND ".join(lk.replace_where_condition(k, [v]) for k, v in values.items())
 
 
-def delivered_dates(spark: SparkSession, lake: str, segment: str, channel: str) -> list[date]:
-    """Run dates whose latest attempt succeeded (a complete delivery downstream can rely on)."""
+def attempt_history(spark: SparkSession, lake: str, segment: str, channel: str) -> dict[date, tuple[int, str]]:
+    """run_date -> (latest attempt number, its status) for one segment + channel."""
     if not lk.table_exists(spark, lake, lk.DELIVERIES):
-        return []
-    df = lk.read_table(spark, lake, lk.DELIVERIES).filter((F.col("segment") == segment) & (F.col("channel") == channel))
-    latest = df.groupBy("run_date").agg(F.max_by("status", "attempt").alias("status"))
-    return sorted(r["run_date"] for r in latest.filter(F.col("status") == "success").collect())
-
-
-def _next_attempt(spark: SparkSession, lake: str, segment: str, channel: str, run_date: date) -> int:
-    if not lk.table_exists(spark, lake, lk.DELIVERIES):
-        return 1
-    row = (
+        return {}
+    rows = (
         lk.read_table(spark, lake, lk.DELIVERIES)
-        .filter((F.col("segment") == segment) & (F.col("channel") == channel) & (F.col("run_date") == F.lit(run_date)))
-        .agg(F.max("attempt").alias("m"))
-        .first()
+        .filter((F.col("segment") == segment) & (F.col("channel") == channel))
+        .groupBy("run_date")
+        .agg(F.max("attempt").alias("attempt"), F.max_by("status", "attempt").alias("status"))
+        .collect()
     )
-    return int(row["m"] or 0) + 1
+    return {r["run_date"]: (int(r["attempt"]), r["status"]) for r in rows}
+
+
+def delivered_dates(history: dict[date, tuple[int, str]]) -> list[date]:
+    """Run dates whose latest attempt succeeded (a complete delivery downstream can rely on)."""
+    return sorted(d for d, (_attempt, status) in history.items() if status == "success")
 
 
 def _record_attempt(spark: SparkSession, lake: str, result: DeliveryResult, attempt: int) -> None:
@@ -355,15 +354,6 @@ def _write_state(spark: SparkSession, lake: str, channel: str, segment: str, run
         df = spark.createDataFrame(pdf, DELIVERY_STATE_SCHEMA) if len(pdf) else spark.createDataFrame([], DELIVERY_STATE_SCHEMA)
     cond = _cond(channel=channel, segment=segment, run_date=run_date)
     lk.overwrite_partitions(df, lake, DELIVERY_STATE, ["channel", "segment"], cond)
-
-
-def _delete_state(spark: SparkSession, lake: str, channel: str, segment: str, run_date: date) -> None:
-    if lk.table_exists(spark, lake, DELIVERY_STATE):
-        from delta.tables import DeltaTable
-
-        DeltaTable.forPath(spark, lk.table_path(lake, DELIVERY_STATE)).delete(
-            _cond(channel=channel, segment=segment, run_date=run_date)
-        )
 
 
 # ---------------------------------------------------------------- publishing
@@ -451,9 +441,10 @@ def deliver_one(
     folder = f"{channel_name}/{segment}/{run_date.isoformat()}"
     path = f"{channel.destination}/{folder}"
     result = DeliveryResult(segment, channel_name, run_date, "failed", path=path)
-    attempt = _next_attempt(ctx.spark, ctx.lake, segment, channel_name, run_date)
+    history = attempt_history(ctx.spark, ctx.lake, segment, channel_name)
+    attempt = history.get(run_date, (0, ""))[0] + 1
     try:
-        _deliver(ctx, target, channel_name, channel, run_date, folder, result)
+        _deliver(ctx, target, channel_name, channel, run_date, folder, result, delivered_dates(history))
     except Exception as exc:
         result.status = "failed"
         result.files = []
@@ -475,6 +466,7 @@ def _deliver(
     run_date: date,
     folder: str,
     result: DeliveryResult,
+    delivered: list[date],
 ) -> None:
     spark, segment = ctx.spark, target.segment
     pack = _pack_counts(ctx, segment, run_date)
@@ -504,10 +496,10 @@ def _deliver(
     current = output_rows(keys_pdf, channel, target.coupon, run_date)
 
     # Incremental: diff against the last successful delivery before this date.
-    delivered = delivered_dates(spark, ctx.lake, segment, channel_name)
     earlier = [d for d in delivered if d < run_date]
     previous: dict[str, Any] | None = None
     store = ctx.store(channel.destination)
+    prev_manifest: tuple[dict[str, Any], str] | None = None
     if channel.sync == "incremental" and earlier:
         prev_date = earlier[-1]
         prev_folder = f"{channel_name}/{segment}/{prev_date.isoformat()}"
@@ -517,6 +509,9 @@ def _deliver(
                 f"{channel.destination}/{prev_folder}: recorded as delivered in {lk.DELIVERIES} but has no "
                 f"{SUCCESS} (was the destination cleaned?); re-deliver {prev_date} first"
             )
+    # Delivered rows are kept only for incremental channels; a channel that just switched from full
+    # to incremental has no state for its last delivery, so it starts with a full one.
+    if prev_manifest is not None and prev_manifest[0].get("sync") == "incremental":
         previous = {"run_date": prev_date.isoformat(), "path": prev_folder, "manifest_sha256": prev_manifest[1]}
         prev_rows = _read_state(spark, ctx.lake, channel_name, segment, prev_date, cols)
         add, remove = diff_rows(current, prev_rows, key)
@@ -592,13 +587,13 @@ def _deliver(
                 f"exist ({', '.join(d.isoformat() for d in later)}); re-deliver {run_date} through {later[-1]} "
                 "together (--from/--to) so the incremental chain stays consistent"
             )
-        _delete_state(spark, ctx.lake, channel_name, segment, run_date)
         data = manifest_bytes(manifest)
         _publish(store, folder, files, data, ctx.after_put)
         result.status = "success"
         result.message = "replaced an older version" if existing is not None else ""
         result.files.append(_manifest_file(channel, folder, sha256_hex(data)))
-    _write_state(spark, ctx.lake, channel_name, segment, run_date, current)
+    if channel.sync == "incremental":
+        _write_state(spark, ctx.lake, channel_name, segment, run_date, current)
 
 
 def _manifest_file(channel: Channel, folder: str, sha: str) -> dict[str, Any]:

@@ -83,12 +83,14 @@ def with_outcomes(
             F.min(F.when(F.col("orders") > 0, F.col("event_date"))).alias("first_order_date"),
         )
     )
+    extra = [c for c in ("deliverable",) if c in pack_df.columns]
     return (
-        pack_df.select("user_id", "group", "score")
+        pack_df.select("user_id", "group", "score", *extra)
         .join(outcomes_df, "user_id", "left")
         .select(
             "user_id",
             "group",
+            *extra,
             F.col("score").cast("double").alias("score"),
             (F.coalesce(F.col("orders"), F.lit(0)) > 0).cast("int").alias("converted"),
             F.coalesce(F.col("value"), F.lit(0.0)).cast("double").alias("value"),
@@ -336,7 +338,7 @@ def evaluate_pack(
         raise DmpError(
             f"{lk.AUDIENCE_PACKS}: pack {segment}/{run_date} lists users more than once, e.g. {dups}"
         )
-    frame = users.copy()
+    frame = users.drop(columns=[c for c in ("deliverable",) if c in users.columns])
     if frame["score"].isna().any():
         frame = frame.drop(columns=["score"])  # unscored (or partly scored) packs: no ranking metrics
     frame["days_to_convert"] = frame["days_to_convert"].astype("float")
@@ -351,6 +353,10 @@ def evaluate_pack(
     if not channels:
         report["warnings"].append(
             "no delivery of this pack is recorded in ops/deliveries: treatment users may never have been contacted"
+        )
+    if "deliverable" in users.columns and not users["deliverable"].any():
+        report["warnings"].append(
+            "the pack was marked not deliverable (below min_size): no one was contacted"
         )
     if not any(scope.get(key) for key in SCOPE_COLUMNS):
         report["warnings"].append(

@@ -1060,6 +1060,10 @@ def generate(
         raise DmpError(f"--bad-rate: expected a share in [0, 0.5), got {bad_rate}")
     if not 0 <= planted_prob <= 1:
         raise DmpError(f"planted_prob: expected a probability in [0, 1], got {planted_prob}")
+    if chunk_users is not None and chunk_users < 1:
+        raise DmpError(f"--chunk-users: expected a positive number of users, got {chunk_users}")
+    if workers < 1:
+        raise DmpError(f"--workers: expected at least 1 process, got {workers}")
     run_date = campaign_run_date(start, days, campaign_date) if campaign else None
     run_day = (run_date - start).days if run_date else -1
     chunk_users = chunk_users or default_chunk_users(days)

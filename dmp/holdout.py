@@ -9,9 +9,10 @@ of SHA-256 (60 bits, fits a signed long) and divide by 2**60, which is exact in 
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
-from pyspark.sql import Column
-from pyspark.sql import functions as F
+if TYPE_CHECKING:  # pyspark is imported lazily so the pure-Python generator does not load it
+    from pyspark.sql import Column
 
 DEFAULT_SALT = "dmp-v1"
 _SCALE = float(2**60)
@@ -27,6 +28,8 @@ def is_holdout(salt: str, segment: str, user_id: str, holdout: float) -> bool:
 
 
 def holdout_bucket_col(salt: str, segment: str, user_id: Column | str = "user_id") -> Column:
+    from pyspark.sql import functions as F
+
     user = F.col(user_id) if isinstance(user_id, str) else user_id
     key = F.concat_ws("|", F.lit(salt), F.lit(segment), user.cast("string"))
     return F.conv(F.substring(F.sha2(key, 256), 1, 15), 16, 10).cast("long").cast("double") / F.lit(_SCALE)
@@ -34,6 +37,8 @@ def holdout_bucket_col(salt: str, segment: str, user_id: Column | str = "user_id
 
 def group_col(salt: str, segment: str, holdout: float, user_id: Column | str = "user_id") -> Column:
     """'holdout' when the user's bucket is below the holdout share, else 'treatment'."""
+    from pyspark.sql import functions as F
+
     return F.when(holdout_bucket_col(salt, segment, user_id) < F.lit(holdout), F.lit("holdout")).otherwise(
         F.lit("treatment")
     )

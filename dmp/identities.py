@@ -130,8 +130,10 @@ def run_ingest_identities(
         .transform(with_identity_status)
     ).persist()
     try:
-        result.blank_lines = lines_df.filter(blank).count()
-        result.rows_read = lines_df.count() - result.blank_lines
+        line_counts = lines_df.agg(F.count(F.lit(1)).alias("n"), F.count_if(blank).alias("blank")).first()
+        assert line_counts is not None
+        result.blank_lines = int(line_counts["blank"])
+        result.rows_read = int(line_counts["n"]) - result.blank_lines
         for row in checked.groupBy("status", "reason").count().collect():
             if row["status"] == "quarantined":
                 result.reasons[row["reason"]] = row["count"]

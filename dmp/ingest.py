@@ -613,9 +613,8 @@ def write_quarantine(
 ) -> int:
     """Insert the quarantine rows whose ``quarantine_id`` is new; returns how many (0 = no write)."""
     ensure_table(spark, lake, table, schema, ["ingest_date"])
-    version = lk.table_version(spark, lake, table)
-    assert version is not None
-    known = read_pinned(spark, lake, table, version).select("quarantine_id")
+    # new_df is persisted and counted before the MERGE, so no need to pin the version here
+    known = lk.read_table(spark, lake, table).select("quarantine_id")
     new_df = quarantine_df.join(known, "quarantine_id", "left_anti").select(*schema.fieldNames()).persist()
     try:
         n_new = new_df.count()
@@ -693,8 +692,9 @@ def run_ingest(
     classified_df = None
     try:
         result.rows_read = batch_df.count()
-        total_lines = lines_df.count()
-        result.blank_lines = lines_df.filter(blank).count()
+        line_counts = lines_df.agg(F.count(F.lit(1)).alias("n"), F.count_if(blank).alias("blank")).first()
+        assert line_counts is not None
+        total_lines, result.blank_lines = int(line_counts["n"]), int(line_counts["blank"])
         result.out_of_scope = total_lines - result.blank_lines - result.rows_read
         event_dates = sorted(
             r.event_date

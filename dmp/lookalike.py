@@ -272,10 +272,15 @@ def score_lookalike(
 ) -> tuple[DataFrame, dict[str, Any]]:
     """Top-K non-seed users most like the seed: (``user_id, score, reason`` DataFrame, metrics).
 
-    ``tags_df`` is one ``gold/user_tags`` snapshot; ``seed_df`` has a ``user_id`` column (seed users
-    without tags cannot be learnt from and are counted in ``n_seed_without_tags``). The returned
-    DataFrame is lazy and distributed (scoring runs in Spark when it is evaluated). See the module
-    docstring for the features and how the quality metrics are measured.
+    ``tags_df`` is one ``gold/user_tags`` snapshot (one row per user); ``seed_df`` has a ``user_id``
+    column. Seed users without a tag row cannot be learnt from: ``n_seed`` counts the seed users
+    present in the snapshot, and that is the number checked against ``min_seed``. The returned
+    DataFrame is lazy and distributed (scoring runs in Spark, with ``mapInPandas``, when it is
+    evaluated). See the module docstring for the features and how the quality metrics are measured.
+
+    Metrics: ``n_train_pos`` / ``n_train_neg`` are the final model's training rows; ``n_eval_*``,
+    ``n_holdout_seed``, ``n_eval_candidates`` and ``k_eval`` describe the evaluation fit behind
+    ``recall_at_k``, ``random_recall_at_k``, ``lift`` and ``auc`` (None when the hold-out is empty).
     """
     model_name = normalise_model(model)
     label = segment or "(unnamed)"

@@ -27,7 +27,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dmp import lake as lk
@@ -59,37 +59,55 @@ def _index(audience_share: float | None, population_share: float | None) -> floa
     return 100.0 * audience_share / population_share
 
 
-def share_rows(
-    flagged_df: DataFrame,
-    value: Column,
-    n_audience: int,
-    n_population: int,
-    top_n: int | None = None,
-) -> list[dict[str, Any]]:
-    """Per value of ``value`` (a column, or ``F.explode`` of an array column): users and shares.
+TOTAL = "_total"
 
-    Rows are ordered by audience users (desc) then value, and cut to ``top_n`` when given;
-    without a cut they are ordered by value (natural order for lifecycle / levels).
+
+def profile_counts(flagged_df: DataFrame) -> DataFrame:
+    """``dimension, value, audience_users, population_users`` for every profile dimension, in one pass.
+
+    Array dimensions (top categories) count a user once per value they have; ``_total`` holds the
+    user totals. Null values are reported as ``(none)``.
     """
-    counted = (
-        flagged_df.select(value.alias("value"), "in_audience")
-        .withColumn("value", F.coalesce(F.col("value").cast("string"), F.lit(NO_VALUE)))
-        .groupBy("value")
+    parts = [flagged_df.select(F.lit(TOTAL).alias("dimension"), F.lit("").alias("value"), "in_audience")]
+    for column, _ in PROFILE_DIMENSIONS:
+        is_array = column.endswith("_ids")
+        value = (
+            F.explode(F.array_distinct(F.col(column).cast("array<string>")))
+            if is_array
+            else F.col(column).cast("string")
+        )
+        parts.append(flagged_df.select(F.lit(column).alias("dimension"), value.alias("value"), "in_audience"))
+    long_df = parts[0]
+    for part in parts[1:]:
+        long_df = long_df.unionByName(part)
+    return (
+        long_df.withColumn("value", F.coalesce(F.col("value"), F.lit(NO_VALUE)))
+        .groupBy("dimension", "value")
         .agg(
             F.sum(F.col("in_audience").cast("long")).alias("audience_users"),
             F.count(F.lit(1)).alias("population_users"),
         )
-        .collect()
     )
+
+
+def share_rows(
+    counts: list[tuple[str, int, int]],
+    n_audience: int,
+    n_population: int,
+    top_n: int | None = None,
+) -> list[dict[str, Any]]:
+    """Share rows from ``(value, audience_users, population_users)`` counts.
+
+    With ``top_n``: the ``top_n`` values with the most audience users (then population users, then
+    value); without: every value in natural order (numbers numerically, ``(none)`` last).
+    """
     rows = []
-    for r in counted:
-        aud = int(r["audience_users"] or 0)
-        pop = int(r["population_users"] or 0)
+    for value, aud, pop in counts:
         aud_share = aud / n_audience if n_audience else None
         pop_share = pop / n_population if n_population else None
         rows.append(
             {
-                "value": r["value"],
+                "value": value,
                 "audience_users": aud,
                 "audience_share": aud_share,
                 "population_users": pop,
@@ -120,34 +138,34 @@ def audience_profile(
 
     Returns ``population``, ``audience`` (pack users), ``audience_with_tags``, ``audience_without_tags``
     and per dimension (lifecycle_stage, consumption_level, top_category_ids) a list of share rows.
+    Two Spark jobs whatever the number of dimensions; only the small count table is collected.
     """
     members_df = audience_df.select("user_id").distinct()
-    flagged_df = with_audience_flag(population_df, members_df).persist()
-    try:
-        totals = flagged_df.agg(
-            F.count(F.lit(1)).alias("population"), F.sum(F.col("in_audience").cast("long")).alias("audience")
-        ).first()
-        n_population = int(totals["population"] or 0) if totals else 0
-        n_tagged = int(totals["audience"] or 0) if totals else 0
-        n_audience = members_df.count()
-        profile: dict[str, Any] = {
-            "population": n_population,
-            "audience": n_audience,
-            "audience_with_tags": n_tagged,
-            "audience_without_tags": n_audience - n_tagged,
-            "dimensions": {
-                "lifecycle_stage": share_rows(flagged_df, F.col("lifecycle_stage"), n_tagged, n_population),
-                "consumption_level": share_rows(
-                    flagged_df, F.col("consumption_level"), n_tagged, n_population
-                ),
-                "top_category_ids": share_rows(
-                    flagged_df, F.explode("top_category_ids"), n_tagged, n_population, top_n=top_categories
-                ),
-            },
-        }
-    finally:
-        flagged_df.unpersist()
-    return profile
+    n_audience = members_df.count()
+    collected = profile_counts(with_audience_flag(population_df, members_df)).collect()
+    by_dimension: dict[str, list[tuple[str, int, int]]] = {}
+    for r in collected:
+        by_dimension.setdefault(r["dimension"], []).append(
+            (r["value"], int(r["audience_users"] or 0), int(r["population_users"] or 0))
+        )
+    totals = by_dimension.get(TOTAL, [("", 0, 0)])[0]
+    n_tagged, n_population = totals[1], totals[2]
+    dimensions = {
+        column: share_rows(
+            by_dimension.get(column, []),
+            n_tagged,
+            n_population,
+            top_n=top_categories if column.endswith("_ids") else None,
+        )
+        for column, _ in PROFILE_DIMENSIONS
+    }
+    return {
+        "population": n_population,
+        "audience": n_audience,
+        "audience_with_tags": n_tagged,
+        "audience_without_tags": n_audience - n_tagged,
+        "dimensions": dimensions,
+    }
 
 
 def latest_packs(

@@ -71,7 +71,7 @@ def rates_chart(report: dict[str, Any]) -> str:
         capsize=8,
     )
     for i, r in enumerate(rates):
-        ax.text(i, r * 100, f" {r * 100:.2f}%", ha="left", va="bottom")
+        ax.text(i, r * 50, f"{r * 100:.2f}%", ha="center", va="center", color="white", fontweight="bold")
     ax.set_ylabel("conversion rate (%)")
     ax.set_title("Conversion rate per group (95% Wilson CI)")
     return _png(fig)

@@ -3,8 +3,8 @@
 # local Spark, local lake, file:// destinations) -> a summary of what they produced.
 # Nothing needs to be running beforehand; nothing is left running afterwards.
 #
-# Knobs: DMP_DEMO_OUT (demo_out), DMP_DEMO_USERS (12000 ≈ 280k events over 30 days),
-#        DMP_DEMO_DAYS (30), DMP_DEMO_SEED (42).
+# Knobs: DMP_DEMO_OUT (demo_out), DMP_DEMO_USERS (12000 ≈ 225k events over 24 days),
+#        DMP_DEMO_DAYS (24), DMP_DEMO_SEED (42).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,7 +12,7 @@ cd "$repo"
 bin="$repo/.venv/bin"
 out="$(mkdir -p "${DMP_DEMO_OUT:-demo_out}" && cd "${DMP_DEMO_OUT:-demo_out}" && pwd)"
 users="${DMP_DEMO_USERS:-12000}"
-days="${DMP_DEMO_DAYS:-30}"
+days="${DMP_DEMO_DAYS:-24}"
 seed="${DMP_DEMO_SEED:-42}"
 began=$(date +%s)
 

@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-checks", action="store_true")
     args = parser.parse_args(argv)
 
-    from dmp.aggregate import aggregate_day
+    from dmp.aggregate import aggregate_days
     from dmp.dates import resolve_dates
     from dmp.errors import DmpError
     from dmp.lake import resolve_lake
@@ -24,9 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         days = resolve_dates(args.date, args.from_, args.to)
         spark = get_spark("dmp-aggregate")
-        for day in days:
-            res = aggregate_day(spark, resolve_lake(args.lake), day, skip_checks=args.skip_checks)
-            print(f"aggregate {day}: {res.events} events -> {res.rows} user_daily rows")
+        for res in aggregate_days(spark, resolve_lake(args.lake), days, skip_checks=args.skip_checks):
+            print(f"aggregate {res.day}: {res.events} events -> {res.rows} user_daily rows")
     except DmpError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

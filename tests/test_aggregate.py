@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dmp import lake as lk
-from dmp.aggregate import aggregate_day, build_user_daily
+from dmp.aggregate import aggregate_day, aggregate_days, build_user_daily
 from dmp.errors import DmpError
 from dmp.schemas import EVENTS, USER_DAILY
 
@@ -123,3 +123,12 @@ def test_reaggregate_replaces_stale_rows_and_empty_day_writes_empty_partition(sp
 def test_aggregate_without_bronze_table_says_what_to_run(spark, lake):
     with pytest.raises(DmpError, match="dmp ingest"):
         aggregate_day(spark, lake, D1)
+
+
+def test_range_is_one_pass_with_one_partition_per_date(spark, lake):
+    write_events(spark, lake, EVENT_ROWS)
+    empty_day = D2 + timedelta(days=1)
+    results = aggregate_days(spark, lake, [D1, D2, empty_day], skip_checks=True)
+    assert [(r.day, r.events, r.rows) for r in results] == [(D1, 14, 5), (D2, 1, 1), (empty_day, 0, 0)]
+    per_day = {r["event_date"]: r["n"] for r in lk.read_table(spark, lake, lk.USER_DAILY).groupBy("event_date").agg(F.count("*").alias("n")).collect()}
+    assert per_day == {D1: 5, D2: 1}

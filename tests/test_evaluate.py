@@ -164,7 +164,12 @@ def test_evaluate_pack_on_tiny_lake(spark, tiny_lake: str, tmp_path: Path) -> No
 
     # rerun for another segment, then this one again: replaceWhere keeps one copy of each
     evaluate_pack(spark, lake, "other_segment", R, window_days=3, out_dir=tmp_path / "o", scope=scope)
-    evaluate_pack(spark, lake, "spring_revisit", R, window_days=3, out_dir=out, segments_dir=str(segments))
+    # the spark-submit entry point (same session: get_spark reuses it), as the uplift DAG calls it
+    from jobs.evaluate import main as job_main
+
+    args = ["--lake", lake, "--segments", str(segments), "--segment", "spring_revisit", "--run-date", str(R)]
+    assert job_main([*args, "--window-days", "3", "--out", str(out)]) == 0
+    assert job_main([*args, "--window-days", "30", "--out", str(out)]) == 1  # window still open: exit 1
     both = lk.read_table(spark, lake, lk.UPLIFT_RESULTS).toPandas()
     counts = both.groupby("segment").size().to_dict()
     assert (counts["spring_revisit"], counts["other_segment"]) == (len(res), len(res))

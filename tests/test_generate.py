@@ -352,8 +352,12 @@ def test_bad_arguments_are_clear_errors(tmp_path: Path) -> None:
         generate(tmp_path / "x", 10, 14, seed=1, start=START)
     with pytest.raises(DmpError, match="--campaign-date: expected a date between 2026-09-01 and 2026-09-06"):
         generate(tmp_path / "x", 10, 20, seed=1, start=START, campaign_date=date(2026, 9, 10))
-    with pytest.raises(DmpError, match="--users"):
+    with pytest.raises(DmpError, match="--users: expected a positive number of users, got 0"):
         generate(tmp_path / "x", 0, 20, seed=1, start=START)
+    with pytest.raises(DmpError, match="--bad-rate: expected a share in"):
+        generate(tmp_path / "x", 10, 20, seed=1, start=START, bad_rate=0.7)
+    with pytest.raises(DmpError, match="--chunk-users: expected a positive number of users, got 0"):
+        generate(tmp_path / "x", 10, 20, seed=1, start=START, chunk_users=0)
     foreign = tmp_path / "foreign"
     (foreign / "events").mkdir(parents=True)
     with pytest.raises(DmpError, match="does not look like a previous `dmp generate` output"):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from pyspark.sql import functions as F
 
 from dmp import lake as lk
 from dmp.holdout import holdout_bucket
@@ -252,55 +254,65 @@ def test_competitor_intercept_by_hand(spark, lake: str) -> None:
     assert got == ["c6", "c7"]
 
 
+TAG_ROWS = [
+    tags("t1", lifecycle_stage="active", consumption_level=3, top_category_ids=["C01", "C02"], recency_days=3),
+    tags("t2", lifecycle_stage="silent", consumption_level=2, top_category_ids=["C02"], recency_days=40),
+    tags("t3", lifecycle_stage="churned", consumption_level=3, top_category_ids=["C01"], recency_days=None),
+    tags("t4", lifecycle_stage="active", consumption_level=1, is_cart_abandoner=True,
+         last_active_date=D),
+    tags("t5", lifecycle_stage="new", consumption_level=2, coupon_sensitivity=0.5,
+         last_active_date=D - timedelta(days=9)),
+    tags("t1", as_of=D - timedelta(days=1), lifecycle_stage="churned"),  # older snapshot: ignored
+]
+
+
 @pytest.fixture()
 def tags_lake(spark, lake: str) -> str:
-    write_tags(
-        spark,
-        lake,
-        [
-            tags("t1", lifecycle_stage="active", consumption_level=3, top_category_ids=["C01", "C02"], recency_days=3),
-            tags("t2", lifecycle_stage="silent", consumption_level=2, top_category_ids=["C02"], recency_days=40),
-            tags("t3", lifecycle_stage="churned", consumption_level=3, top_category_ids=["C01"], recency_days=None),
-            tags("t4", lifecycle_stage="active", consumption_level=1, is_cart_abandoner=True,
-                 last_active_date=D),
-            tags("t5", lifecycle_stage="new", consumption_level=2, coupon_sensitivity=0.5,
-                 last_active_date=D - timedelta(days=9)),
-            tags("t1", as_of=D - timedelta(days=1), lifecycle_stage="churned"),  # older snapshot: ignored
-        ],
-    )
+    write_tags(spark, lake, TAG_ROWS)
     return lake
 
 
-@pytest.mark.parametrize(
-    ("where", "expected"),
-    [
-        ({"tag": "lifecycle_stage", "in": ["active", "silent"]}, ["t1", "t2", "t4"]),
-        ({"tag": "consumption_level", "gte": 2}, ["t1", "t2", "t3", "t5"]),
-        ({"all": [{"tag": "lifecycle_stage", "in": ["active", "silent"]}, {"tag": "consumption_level", "gte": 2}]},
-         ["t1", "t2"]),
-        ({"any": [{"tag": "is_cart_abandoner", "eq": True}, {"tag": "lifecycle_stage", "eq": "new"}]}, ["t4", "t5"]),
-        ({"not": {"tag": "lifecycle_stage", "eq": "active"}}, ["t2", "t3", "t5"]),
-        ({"tag": "top_category_ids", "contains": "C01"}, ["t1", "t3"]),
-        ({"tag": "top_category_ids", "in": ["C02", "C09"]}, ["t1", "t2"]),
-        ({"tag": "top_category_ids", "not_in": ["C01"]}, ["t2", "t4", "t5"]),
-        ({"tag": "recency_days", "is_null": True}, ["t3", "t4", "t5"]),
-        ({"tag": "recency_days", "between": [3, 40]}, ["t1", "t2"]),
-        ({"tag": "recency_days", "ne": 3}, ["t2"]),  # null recency is not "different from 3"
-        ({"not": {"tag": "recency_days", "eq": 3}}, ["t2", "t3", "t4", "t5"]),
-        ({"tag": "coupon_sensitivity", "gt": 0.25}, ["t5"]),
-        ({"tag": "last_active_date", "gte": "2026-03-20"}, ["t4"]),
-        ({"tag": "last_active_date", "lt": date(2026, 3, 19)}, ["t5"]),
-        ({"all": [{"any": [{"tag": "consumption_level", "eq": 3}, {"tag": "lifecycle_stage", "eq": "new"}]},
-                  {"not": {"tag": "lifecycle_stage", "eq": "churned"}}]}, ["t1", "t5"]),
-    ],
-)
-def test_rule_where_by_hand(spark, tags_lake: str, where: dict, expected: list[str]) -> None:
+WHERE_CASES: list[tuple[dict, list[str]]] = [
+    ({"tag": "lifecycle_stage", "in": ["active", "silent"]}, ["t1", "t2", "t4"]),
+    ({"tag": "consumption_level", "gte": 2}, ["t1", "t2", "t3", "t5"]),
+    ({"all": [{"tag": "lifecycle_stage", "in": ["active", "silent"]}, {"tag": "consumption_level", "gte": 2}]},
+     ["t1", "t2"]),
+    ({"any": [{"tag": "is_cart_abandoner", "eq": True}, {"tag": "lifecycle_stage", "eq": "new"}]}, ["t4", "t5"]),
+    ({"not": {"tag": "lifecycle_stage", "eq": "active"}}, ["t2", "t3", "t5"]),
+    ({"tag": "top_category_ids", "contains": "C01"}, ["t1", "t3"]),
+    ({"tag": "top_category_ids", "in": ["C02", "C09"]}, ["t1", "t2"]),
+    ({"tag": "top_category_ids", "not_in": ["C01"]}, ["t2", "t4", "t5"]),
+    ({"tag": "recency_days", "is_null": True}, ["t3", "t4", "t5"]),
+    ({"tag": "recency_days", "between": [3, 40]}, ["t1", "t2"]),
+    ({"tag": "recency_days", "ne": 3}, ["t2"]),  # null recency is not "different from 3"
+    ({"not": {"tag": "recency_days", "eq": 3}}, ["t2", "t3", "t4", "t5"]),
+    ({"tag": "coupon_sensitivity", "gt": 0.25}, ["t5"]),
+    ({"tag": "last_active_date", "gte": "2026-03-20"}, ["t4"]),
+    ({"tag": "last_active_date", "lt": date(2026, 3, 19)}, ["t5"]),
+    ({"all": [{"any": [{"tag": "consumption_level", "eq": 3}, {"tag": "lifecycle_stage", "eq": "new"}]},
+              {"not": {"tag": "lifecycle_stage", "eq": "churned"}}]}, ["t1", "t5"]),
+]
+
+
+@pytest.fixture(scope="module")
+def where_results(spark) -> list[list[str]]:
+    """Every WHERE_CASES condition evaluated by rule_candidates in ONE Spark job (tests stay fast)."""
     from dmp.packs import rule_candidates
     from dmp.specs import SegmentSpec
 
-    spec = SegmentSpec.model_validate({"name": "r", "kind": "rule", "where": where})
-    tags_df = lk.read_table(spark, tags_lake, lk.USER_TAGS).filter(f"as_of_date = DATE'{D}'")
-    assert sorted(r["user_id"] for r in rule_candidates(tags_df, spec).collect()) == expected
+    tags_df = spark.createDataFrame(TAG_ROWS, USER_TAGS).filter(f"as_of_date = DATE'{D}'")
+    flags = []
+    for i, (where, _) in enumerate(WHERE_CASES):
+        spec = SegmentSpec.model_validate({"name": "r", "kind": "rule", "where": where})
+        matched = rule_candidates(tags_df, spec).select("user_id").withColumn("case", F.lit(i))
+        flags.append(matched)
+    rows = reduce(lambda a, b: a.unionByName(b), flags).collect()
+    return [sorted(r["user_id"] for r in rows if r["case"] == i) for i in range(len(WHERE_CASES))]
+
+
+@pytest.mark.parametrize("case", range(len(WHERE_CASES)), ids=[str(c[0])[:60] for c in WHERE_CASES])
+def test_rule_where_by_hand(where_results: list[list[str]], case: int) -> None:
+    assert where_results[case] == WHERE_CASES[case][1]
 
 
 def test_where_on_behaviour_pack_drops_users_without_tags(spark, revisit_lake: str, tmp_path: Path) -> None:

@@ -41,6 +41,12 @@ def generate_cmd(
     workers: Annotated[
         int, typer.Option("--workers", help="Processes generating chunks in parallel (output is identical).")
     ] = 1,
+    lake: Annotated[
+        str | None,
+        typer.Option(
+            "--lake", envvar="DMP_LAKE", help="Accepted like every command; unused (writes to --out)."
+        ),
+    ] = None,
 ) -> None:
     """Generate demo data: JSON-lines events by date, identities, opt-outs, catalogue and ground truth.
 

@@ -59,12 +59,15 @@ def airflow_env(
 
 
 def airflow_env_cmd(
-    home: Annotated[str, typer.Option("--home", help="AIRFLOW_HOME (SQLite metadata DB, logs).")] = "airflow_home",
+    home: Annotated[
+        str, typer.Option("--home", help="AIRFLOW_HOME (SQLite metadata DB, logs).")
+    ] = "airflow_home",
     lake: LakeOpt = None,
     landing: Annotated[str | None, typer.Option("--landing", help="Folder the daily ingest reads.")] = None,
     segments: Annotated[str | None, typer.Option("--segments", help="Segment specs + channels.yaml.")] = None,
     delivery_root: Annotated[
-        str | None, typer.Option("--delivery-root", help="DMP_DELIVERY_ROOT for channels.yaml (file:// or s3://).")
+        str | None,
+        typer.Option("--delivery-root", help="DMP_DELIVERY_ROOT for channels.yaml (file:// or s3://)."),
     ] = None,
 ) -> None:
     """Print `export` lines to run the DAGs locally: eval "$(dmp airflow-env --home demo_out/airflow)"."""
@@ -102,7 +105,9 @@ def collect_summary(lake: str) -> dict[str, Any]:
     out["events"] = orch.delta_count(table("bronze/events"))
     quarantine = orch.delta_rows(table("bronze/events_quarantine"), ["reason"])
     out["quarantined"] = len(quarantine)
-    out["quarantine_reasons"] = dict(Counter(str(r["reason"]).split(":")[0] for r in quarantine).most_common())
+    out["quarantine_reasons"] = dict(
+        Counter(str(r["reason"]).split(":")[0] for r in quarantine).most_common()
+    )
     out["identities"] = orch.delta_count(table("silver/identities"))
     out["user_daily"] = orch.delta_count(table("silver/user_daily"))
     out["event_dates"] = orch.delta_partition_values(table("bronze/events"), "event_date")
@@ -144,7 +149,9 @@ def collect_summary(lake: str) -> dict[str, Any]:
                 "rows": sum(int(r.get("rows") or 0) for r in rows if r.get("kind") in ("full", "add")),
                 "match_rate": counts.get("match_rate"),
                 "matched": counts.get("matched_users", counts.get("matched")),
-                "folder": str(manifest_row["path"]).rsplit("/", 1)[0] if manifest_row else rows[0].get("path"),
+                "folder": str(manifest_row["path"]).rsplit("/", 1)[0]
+                if manifest_row
+                else rows[0].get("path"),
                 "message": rows[0].get("message"),
             }
         )

@@ -31,7 +31,7 @@ def aggregate_cmd(
     skip_checks: SkipChecksOpt = False,
 ) -> None:
     """bronze/events -> silver/user_daily, one date partition per date (replaces it on rerun)."""
-    from dmp.aggregate import aggregate_day
+    from dmp.aggregate import aggregate_days
     from dmp.dates import resolve_dates
     from dmp.lake import USER_DAILY, resolve_lake, table_path
     from dmp.spark import get_spark
@@ -39,10 +39,9 @@ def aggregate_cmd(
     days = resolve_dates(date, from_, to)
     root = resolve_lake(lake)
     spark = get_spark("dmp-aggregate")
-    for day in days:
-        res = aggregate_day(spark, root, day, skip_checks=skip_checks)
+    for res in aggregate_days(spark, root, days, skip_checks=skip_checks):
         note = "" if res.rows else " [yellow](no events that day: partition written empty)[/]"
-        console.print(f"aggregate {day}: {res.events:,} events -> {res.rows:,} user_daily rows{note}")
+        console.print(f"aggregate {res.day}: {res.events:,} events -> {res.rows:,} user_daily rows{note}")
     console.print(f"[green]wrote[/] {table_path(root, USER_DAILY)} for {len(days)} date(s)")
 
 

@@ -1,0 +1,349 @@
+"""Spark pipeline vs DuckDB on the same data, plus the cost of one daily incremental tags run.
+
+Per size (events):
+1. generate ``days`` (default 31) days of demo data with ``dmp.generate`` (cached in bench_out/data_<size>);
+2. Spark (local[2], one session, start-up not timed): ingest the JSON lines into bronze/events,
+   aggregate every day into silver/user_daily (one pass, one partition per date), full tags
+   snapshot for the last day;
+3. DuckDB (same process, ``threads`` = Spark's cores): the same aggregation and tag SQL
+   (definitions of dmp/aggregate.py and dmp/tags.py) on the bronze/events Parquet files Spark
+   wrote (the Delta table's active files), writing Parquet; results are cross-checked with Spark's;
+4. incremental tags: full snapshot on day 7 / day 30 of history (not timed), then the timed daily
+   incremental run of the next day; its output is checked against the full rebuild.
+
+events/s = valid events in bronze/events / seconds. The ratio compares the work both engines do
+(aggregate + tags); Spark's ingest (JSON parsing, quarantine, dedupe MERGE) has no DuckDB twin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from dmp.tag_config import TagConfig
+
+DUCK_COUNTERS: dict[str, str] = {
+    "views": "view",
+    "clicks": "click",
+    "searches": "search",
+    "carts": "cart_add",
+    "cart_removes": "cart_remove",
+    "favs": "favorite",
+    "orders": "order",
+    "coupon_receives": "coupon_receive",
+    "coupon_redeems": "coupon_redeem",
+}
+
+
+def parse_size(text: str) -> int:
+    """'1M' -> 1_000_000, '200k' -> 200_000, '5000' -> 5000."""
+    t = text.strip().lower()
+    mult = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}.get(t[-1:], 1)
+    number = t[:-1] if t[-1:] in "kmg" else t
+    try:
+        return int(float(number) * mult)
+    except ValueError as exc:
+        raise SystemExit(f"--sizes: cannot read {text!r} (expected e.g. 200k, 1M, 5M)") from exc
+
+
+@dataclass
+class Timer:
+    seconds: float = 0.0
+
+    def __enter__(self) -> Timer:
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = round(time.perf_counter() - self._t0, 3)
+
+
+# ------------------------------------------------------------------------------------- DuckDB SQL
+
+
+def duck_aggregate_sql(files_sql: str) -> str:
+    counters = ",\n  ".join(
+        f"count(*) FILTER (WHERE event_type = '{etype}')::BIGINT AS {name}" for name, etype in DUCK_COUNTERS.items()
+    )
+    amount = (
+        "CASE WHEN event_type = 'order' THEN "
+        "(coalesce(price, 0)::DECIMAL(18,2) * coalesce(quantity, 1)::DECIMAL(10,0))::DECIMAL(18,2) "
+        "ELSE 0::DECIMAL(18,2) END"
+    )
+    return f"""
+CREATE OR REPLACE TABLE user_daily AS
+SELECT user_id, event_date::DATE AS event_date, store_id, brand_id, category_id,
+  {counters},
+  sum({amount})::DECIMAL(18,2)::DOUBLE AS gmv
+FROM read_parquet({files_sql}, hive_partitioning = true)
+GROUP BY ALL
+"""
+
+
+def duck_tags_sql(as_of: date, cfg: TagConfig) -> str:
+    d = f"DATE '{as_of.isoformat()}'"
+    w = cfg.weights.model_dump()
+    score = " + ".join(
+        f"{col} * {w[field]}"
+        for col, field in {
+            "views": "view",
+            "clicks": "click",
+            "searches": "search",
+            "carts": "cart_add",
+            "cart_removes": "cart_remove",
+            "favs": "favorite",
+            "orders": "order",
+            "coupon_receives": "coupon_receive",
+            "coupon_redeems": "coupon_redeem",
+        }.items()
+    )
+
+    def win(expr: str, n: int) -> str:
+        return f"sum(CASE WHEN event_date > {d} - INTERVAL {n} DAY THEN {expr} ELSE 0 END)::BIGINT"
+
+    lc = cfg.lifecycle
+    dims = {"category": "category_id", "brand": "brand_id", "store": "store_id"}
+    aff_union = "\n    UNION ALL ".join(
+        f"SELECT user_id, '{dim}' AS dim, {col} AS key, ({score}) AS score FROM user_daily "
+        f"WHERE event_date BETWEEN {d} - INTERVAL 29 DAY AND {d} AND {col} IS NOT NULL"
+        for dim, col in dims.items()
+    )
+    tops = ",\n    ".join(
+        f"coalesce(list(key ORDER BY rn) FILTER (WHERE dim = '{dim}'), []) AS top_{dim}_ids" for dim in dims
+    )
+    return f"""
+CREATE OR REPLACE TABLE user_tags AS
+WITH m AS (
+  SELECT user_id, event_date, sum(views) AS views, sum(carts) AS carts, sum(orders) AS orders,
+    sum((gmv::DECIMAL(18,2) * 100)::BIGINT) AS gmv_cents,
+    sum(coupon_receives) AS coupon_receives, sum(coupon_redeems) AS coupon_redeems
+  FROM user_daily WHERE event_date <= {d} GROUP BY ALL
+), s AS (
+  SELECT user_id, min(event_date) AS first_seen_date, max(event_date) AS last_active_date,
+    max(CASE WHEN orders > 0 THEN event_date END) AS last_order_date,
+    {win('orders', 90)} AS orders_90d, {win('gmv_cents', 90)} AS gmv_cents_90d,
+    {win('coupon_receives', 90)} AS coupon_receives_90d, {win('coupon_redeems', 90)} AS coupon_redeems_90d,
+    {win('views', 30)} AS views_30d, {win('carts', 30)} AS carts_30d, {win('orders', 30)} AS orders_30d,
+    {win('1', 30)} AS active_days_30d, {win('carts', 7)} AS carts_7d, {win('orders', 7)} AS orders_7d
+  FROM m GROUP BY ALL
+), aff AS (
+  SELECT user_id, dim, key, sum(score) AS score FROM (
+    {aff_union}
+  ) GROUP BY ALL HAVING sum(score) > 0
+), ranked AS (
+  SELECT *, row_number() OVER (PARTITION BY user_id, dim ORDER BY score DESC, key) AS rn FROM aff
+  QUALIFY rn <= {cfg.top_n}
+), tops AS (
+  SELECT user_id,
+    {tops}
+  FROM ranked GROUP BY ALL
+), lvl AS (
+  SELECT *,
+    sum((gmv_cents_90d > 0)::BIGINT) OVER () AS n_spenders,
+    count(*) OVER () AS n_all,
+    rank() OVER (ORDER BY (gmv_cents_90d > 0)::INT, gmv_cents_90d) AS r_all
+  FROM s
+)
+SELECT lvl.user_id, {d} AS as_of_date, first_seen_date, last_active_date, last_order_date,
+  ({d} - last_order_date)::INT AS recency_days,
+  orders_90d AS frequency_90d,
+  gmv_cents_90d::DOUBLE / 100.0 AS monetary_90d,
+  CASE WHEN orders_90d > 0 THEN round(gmv_cents_90d::DOUBLE / orders_90d::DOUBLE) / 100.0 END AS avg_order_value_90d,
+  views_30d, carts_30d, orders_30d, active_days_30d::INT AS active_days_30d,
+  CASE WHEN {d} - first_seen_date < {lc.new_days} THEN 'new'
+       WHEN {d} - last_active_date < {lc.active_days} THEN 'active'
+       WHEN {d} - last_active_date < {lc.churn_days} THEN 'silent' ELSE 'churned' END AS lifecycle_stage,
+  coalesce(top_category_ids, []) AS top_category_ids,
+  coalesce(top_brand_ids, []) AS top_brand_ids,
+  coalesce(top_store_ids, []) AS top_store_ids,
+  CASE WHEN gmv_cents_90d > 0
+       THEN (floor((r_all - (n_all - n_spenders) - 1) * 5 / n_spenders) + 1)::INT ELSE 0 END AS consumption_level,
+  CASE WHEN coupon_receives_90d > 0 THEN coupon_redeems_90d::DOUBLE / coupon_receives_90d::DOUBLE END
+    AS coupon_sensitivity,
+  carts_7d > 0 AND orders_7d = 0 AS is_cart_abandoner
+FROM lvl LEFT JOIN tops USING (user_id)
+"""
+
+
+CHECK_SQL = """
+SELECT count(*) AS users, sum(frequency_90d) AS orders_90d, sum(round(monetary_90d * 100)) AS cents_90d,
+  sum(consumption_level) AS levels, sum(CASE WHEN is_cart_abandoner THEN 1 ELSE 0 END) AS abandoners,
+  sum(CASE WHEN lifecycle_stage = 'new' THEN 1 ELSE 0 END) AS new_users,
+  sum(len(top_category_ids)) AS top_cats
+FROM {table}
+"""
+
+
+def duckdb_run(files: list[str], as_of: date, cfg: TagConfig, out_dir: Path, threads: int) -> dict[str, Any]:
+    import duckdb
+
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    con = duckdb.connect()
+    con.execute(f"SET threads = {threads}")
+    con.execute("SET preserve_insertion_order = false")
+    files_sql = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+    with Timer() as t_agg:
+        con.execute(duck_aggregate_sql(files_sql))
+        con.execute(f"COPY user_daily TO '{out_dir}/user_daily' (FORMAT parquet, PARTITION_BY (event_date))")
+    with Timer() as t_tags:
+        con.execute(duck_tags_sql(as_of, cfg))
+        con.execute(f"COPY user_tags TO '{out_dir}/user_tags.parquet' (FORMAT parquet)")
+    check = con.execute(CHECK_SQL.format(table="user_tags")).fetchone()
+    cols = [c[0] for c in con.description]
+    rows = con.execute("SELECT count(*) FROM user_daily").fetchone()[0]
+    con.close()
+    return {
+        "aggregate_s": t_agg.seconds,
+        "tags_s": t_tags.seconds,
+        "total_s": round(t_agg.seconds + t_tags.seconds, 3),
+        "user_daily_rows": int(rows),
+        "check": {k: (int(v) if v is not None else None) for k, v in zip(cols, check, strict=True)},
+    }
+
+
+# -------------------------------------------------------------------------------------- Spark side
+
+
+def spark_check(spark: Any, lake: str, as_of: date) -> dict[str, int | None]:
+    from dmp import lake as lk
+
+    lk.read_table(spark, lake, lk.USER_TAGS).filter(f"as_of_date = DATE'{as_of}'").createOrReplaceTempView(
+        "bench_tags"
+    )
+    row = spark.sql(CHECK_SQL.format(table="bench_tags").replace("len(", "size(")).first()
+    return {k: (int(v) if v is not None else None) for k, v in row.asDict().items()}
+
+
+def active_parquet_files(spark: Any, lake: str, table: str) -> list[str]:
+    """The Parquet files of the table's current Delta version (older, removed files excluded)."""
+    from dmp import lake as lk
+
+    files = lk.read_table(spark, lake, table).inputFiles()
+    return [f.removeprefix("file://").removeprefix("file:") for f in files]
+
+
+def run_size(
+    spark: Any, label: str, events: int, days: int, out_root: Path, seed: int, threads: int, workers: int
+) -> dict[str, Any]:
+    from dmp import lake as lk
+    from dmp.aggregate import aggregate_days
+    from dmp.generate import DEFAULT_START, generate, users_for_events
+    from dmp.ingest import run_ingest
+    from dmp.tags import run_tags
+
+    cfg = TagConfig()
+    start = DEFAULT_START
+    all_days = [start + timedelta(days=i) for i in range(days)]
+    users = users_for_events(events, days)
+    data = out_root / f"data_{label}"
+    stamp = data / "bench_params.json"
+    params = {"users": users, "days": days, "seed": seed, "start": start.isoformat()}
+    result: dict[str, Any] = {"size": label, "events_target": events, "users": users, "days": days}
+    if stamp.exists() and json.loads(stamp.read_text()) == params:
+        result["generate_s"] = None  # cached from an earlier run
+    else:
+        with Timer() as t_gen:
+            generate(data, users=users, days=days, seed=seed, start=start, workers=workers)
+        stamp.write_text(json.dumps(params))
+        result["generate_s"] = t_gen.seconds
+
+    lake = str(out_root / f"lake_{label}")
+    shutil.rmtree(lake, ignore_errors=True)
+    with Timer() as t_ingest:
+        ing = run_ingest(spark, lake, str(data), "jsonl", skip_checks=True)
+    n_events = lk.read_table(spark, lake, lk.EVENTS).count()
+    with Timer() as t_agg:
+        aggregate_days(spark, lake, all_days, skip_checks=True)
+    last = all_days[-1]
+    with Timer() as t_tags:
+        run_tags(spark, lake, last, cfg, full=True, skip_checks=True)
+    spark_total = t_ingest.seconds + t_agg.seconds + t_tags.seconds
+    spark_agg_tags = t_agg.seconds + t_tags.seconds
+    full_check = spark_check(spark, lake, last)
+    result["events"] = n_events
+    result["spark"] = {
+        "ingest_s": t_ingest.seconds,
+        "ingest_rows_read": ing.rows_read,
+        "aggregate_s": t_agg.seconds,
+        "tags_full_s": t_tags.seconds,
+        "total_s": round(spark_total, 3),
+        "events_per_s": round(n_events / spark_total),
+        "aggregate_tags_s": round(spark_agg_tags, 3),
+        "aggregate_tags_events_per_s": round(n_events / spark_agg_tags),
+        "check": full_check,
+    }
+
+    files = active_parquet_files(spark, lake, lk.EVENTS)
+    duck = duckdb_run(files, last, cfg, out_root / f"duckdb_{label}", threads)
+    duck["events_per_s"] = round(n_events / duck["total_s"])
+    result["duckdb"] = duck
+    result["ratio_spark_over_duckdb"] = round(spark_agg_tags / duck["total_s"], 2)
+    result["same_results"] = duck["check"] == full_check
+
+    inc: dict[str, Any] = {}
+    for history in (7, 30):
+        if history >= days:
+            continue
+        base, day = all_days[history - 1], all_days[history]
+        run_tags(spark, lake, base, cfg, full=True, skip_checks=True)
+        with Timer() as t_inc:
+            res = run_tags(spark, lake, day, cfg, skip_checks=True)
+        inc[f"after_{history}_days"] = {"date": day.isoformat(), "seconds": t_inc.seconds, "mode": res.mode,
+                                        "users": res.users}
+    if days == 31:
+        # the timed run above rebuilt the last day incrementally over the full snapshot: must match
+        inc["incremental_equals_full_rebuild"] = spark_check(spark, lake, last) == full_check
+    result["incremental"] = inc
+    return result
+
+
+def main(sizes: list[str], days: int, out: str, seed: int, workers: int) -> dict[str, Any]:
+    from dmp.spark import get_spark
+
+    out_root = Path(out).resolve()
+    out_root.mkdir(parents=True, exist_ok=True)
+    spark = get_spark("dmp-bench")
+    threads = int(spark.sparkContext.defaultParallelism)
+    report: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "spark_master": spark.sparkContext.master, "duckdb_threads": threads,
+                    "load_avg_at_start": os.getloadavg()},
+        "command": " ".join(["python -m bench.run", *sys.argv[1:]]),
+        "runs": [],
+    }
+    results_file = out_root / "results.json"
+    try:
+        for label in sizes:
+            run = run_size(spark, label, parse_size(label), days, out_root, seed, threads, workers)
+            report["runs"].append(run)
+            results_file.write_text(json.dumps(report, indent=2, default=str))
+            print_run(run)
+    finally:
+        spark.stop()
+    report["machine"]["load_avg_at_end"] = os.getloadavg()
+    results_file.write_text(json.dumps(report, indent=2, default=str))
+    return report
+
+
+def print_run(run: dict[str, Any]) -> None:
+    s, d = run["spark"], run["duckdb"]
+    print(
+        f"[{run['size']}] {run['events']:,} events, {run['users']:,} users, {run['days']} days\n"
+        f"  spark : ingest {s['ingest_s']}s + aggregate {s['aggregate_s']}s + tags {s['tags_full_s']}s"
+        f" = {s['total_s']}s -> {s['events_per_s']:,} events/s"
+        f" (aggregate+tags {s['aggregate_tags_s']}s -> {s['aggregate_tags_events_per_s']:,} events/s)\n"
+        f"  duckdb: aggregate {d['aggregate_s']}s + tags {d['tags_s']}s = {d['total_s']}s"
+        f" -> {d['events_per_s']:,} events/s\n"
+        f"  ratio spark/duckdb (aggregate+tags): {run['ratio_spark_over_duckdb']}x;"
+        f" same results: {run['same_results']}"
+    )
+    for key, val in run["incremental"].items():
+        print(f"  incremental {key}: {val}")
