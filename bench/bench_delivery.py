@@ -46,18 +46,25 @@ def build_lake(spark, lake: str, users: int, run_date: date) -> None:  # noqa: A
 
     base = spark.range(users).withColumn("user_id", F.format_string("u%08d", F.col("id")))
     bucket = F.col("id") % 10
-    uuid = F.upper(F.regexp_replace(F.md5(F.col("user_id")), r"^(.{8})(.{4})(.{4})(.{4})(.{12})$", "$1-$2-$3-$4-$5"))
+    uuid = F.upper(
+        F.regexp_replace(F.md5(F.col("user_id")), r"^(.{8})(.{4})(.{4})(.{4})(.{12})$", "$1-$2-$3-$4-$5")
+    )
     ids = (
         base.select(
             "user_id",
-            F.when(bucket < 5, F.lit("oaid")).when(bucket < 7, F.lit("idfa")).otherwise(F.lit("phone")).alias("id_type"),
-            F.when(bucket < 7, uuid).otherwise(
-                F.format_string("1%d%09d", F.lit(3) + F.col("id") % 7, F.col("id") % 1_000_000_000)
-            ).alias("id_value"),
+            F.when(bucket < 5, F.lit("oaid"))
+            .when(bucket < 7, F.lit("idfa"))
+            .otherwise(F.lit("phone"))
+            .alias("id_type"),
+            F.when(bucket < 7, uuid)
+            .otherwise(F.format_string("1%d%09d", F.lit(3) + F.col("id") % 7, F.col("id") % 1_000_000_000))
+            .alias("id_value"),
         )
         .unionByName(  # every 4th user also has an email (tencent's last resort)
             base.filter(F.col("id") % 4 == 0).select(
-                "user_id", F.lit("email").alias("id_type"), F.format_string(" User%d@Example.com ", F.col("id")).alias("id_value")
+                "user_id",
+                F.lit("email").alias("id_type"),
+                F.format_string(" User%d@Example.com ", F.col("id")).alias("id_value"),
             )
         )
         .withColumn("source_file", F.lit("bench"))
@@ -79,7 +86,9 @@ def build_lake(spark, lake: str, users: int, run_date: date) -> None:  # noqa: A
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--users", type=int, default=1_000_000)
     args = parser.parse_args(argv)
 
@@ -111,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
 
         client = s3_client()
         objects = client.list_objects_v2(Bucket="bench", Prefix="ads/")["Contents"]
-        payload = [(o["Key"], client.get_object(Bucket="bench", Key=o["Key"])["Body"].read()) for o in objects]
+        payload = [
+            (o["Key"], client.get_object(Bucket="bench", Key=o["Key"])["Body"].read()) for o in objects
+        ]
         total_bytes = sum(len(b) for _k, b in payload)
         rows = sum(int(r.counts["delivered_rows"]) for r in results)
         t0 = time.perf_counter()
@@ -123,9 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     mb = total_bytes / 1e6
     for r in results:
         c = r.counts
-        print(f"  {r.channel}: {c['delivered_rows']:,} rows, match rate {c['match_rate']:.3f}, "
-              f"unmatched {c['unmatched_by_reason']}")
-    print(f"deliver (2 channels): {t_deliver:.1f}s  {mb / t_deliver:.2f} MB/s  {rows / t_deliver:,.0f} rows/s  ({mb:.1f} MB, {rows:,} rows, {len(payload)} objects)")
+        print(
+            f"  {r.channel}: {c['delivered_rows']:,} rows, match rate {c['match_rate']:.3f}, "
+            f"unmatched {c['unmatched_by_reason']}"
+        )
+    print(
+        f"deliver (2 channels): {t_deliver:.1f}s  {mb / t_deliver:.2f} MB/s  {rows / t_deliver:,.0f} rows/s  ({mb:.1f} MB, {rows:,} rows, {len(payload)} objects)"
+    )
     print(f"plain boto3 upload  : {t_plain:.2f}s  {mb / t_plain:.2f} MB/s  {rows / t_plain:,.0f} rows/s")
     print(f"ratio deliver / plain upload time: {t_deliver / t_plain:.1f}x")
     return 0

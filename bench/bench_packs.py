@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from datetime import date
@@ -100,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
 
     run_date = parse_date(args.date)
     root = lk.resolve_lake(args.lake)
+    # lookalike scoring runs pandas in Python workers: use this interpreter, not PATH python3
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = get_spark("dmp-bench-packs")
     result: dict[str, Any] = {"lake": root, "run_date": str(run_date)}
 

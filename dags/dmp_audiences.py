@@ -97,7 +97,8 @@ def dmp_audiences() -> None:
             check=False,
         )
         if check.returncode != 0:
-            message = (check.stderr.strip() or check.stdout.strip() or "invalid spec").splitlines()
+            # `dmp segments validate` prints one line per problem (file, field, what is allowed).
+            message = [ln for ln in (check.stdout + "\n" + check.stderr).splitlines() if ln.strip()]
             # A spec error will not fix itself on retry: fail this instance only, right away.
             raise AirflowFailException(f"{spec}: invalid segment spec:\n" + "\n".join(message[-30:]))
         info = orch.spec_info(spec)

@@ -38,7 +38,9 @@ def expand_env(value: str, where: str) -> str:
             return str(found)
         if default is not None:
             return default
-        raise SpecError(f"{where}: environment variable {name} is not set and has no default (use ${{{name}:-...}})")
+        raise SpecError(
+            f"{where}: environment variable {name} is not set and has no default (use ${{{name}:-...}})"
+        )
 
     return _ENV_REF.sub(repl, value)
 
@@ -83,7 +85,9 @@ class Channel(BaseModel):
         raw_ids = [t for t in self.id_types if t != "user_id" and self.hash[t] == "none"]
         if raw_ids:
             # Raw device ids, phones and emails never leave the lake; only our own user_id may go unhashed.
-            raise ValueError(f"hash: {raw_ids} must be hashed (md5 or sha256); 'none' is allowed for user_id only")
+            raise ValueError(
+                f"hash: {raw_ids} must be hashed (md5 or sha256); 'none' is allowed for user_id only"
+            )
         return self
 
     @property
@@ -143,7 +147,9 @@ def load_channels(segments_dir: str | os.PathLike[str]) -> ChannelsConfig:
     """Read and validate ``<segments_dir>/channels.yaml``."""
     path = Path(segments_dir) / CHANNELS_FILE
     if not path.is_file():
-        raise SpecError(f"{path}: channels file not found (expected {CHANNELS_FILE} next to the segment specs)")
+        raise SpecError(
+            f"{path}: channels file not found (expected {CHANNELS_FILE} next to the segment specs)"
+        )
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

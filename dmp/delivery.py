@@ -160,14 +160,20 @@ def resolve_user_keys(treatment_df: DataFrame, identities_df: DataFrame, channel
         .join(treatment_df, "user_id", "left_semi")  # normalise only what can be delivered
     )
     if "user_id" in channel.id_types:
-        own = treatment_df.select("user_id", F.lit("user_id").alias("id_type"), F.col("user_id").alias("id_value"))
+        own = treatment_df.select(
+            "user_id", F.lit("user_id").alias("id_type"), F.col("user_id").alias("id_value")
+        )
         ids_df = ids_df.unionByName(own)
-    norm_df = ids_df.transform(with_normalised_id, channel.phone_format).transform(with_id_rank, list(channel.id_types))
+    norm_df = ids_df.transform(with_normalised_id, channel.phone_format).transform(
+        with_id_rank, list(channel.id_types)
+    )
     per_user = Window.partitionBy("user_id")
     cand_df = treatment_df.join(norm_df, "user_id", "left").withColumn(
         "best_rank", F.min(F.when(F.col("norm_value").isNotNull(), F.col("id_rank"))).over(per_user)
     )
-    matched_df = cand_df.filter(F.col("norm_value").isNotNull() & (F.col("id_rank") == F.col("best_rank"))).select(
+    matched_df = cand_df.filter(
+        F.col("norm_value").isNotNull() & (F.col("id_rank") == F.col("best_rank"))
+    ).select(
         "user_id",
         "id_type",
         user_key_col(F.col("id_type"), F.col("norm_value"), dict(channel.hash)).alias("user_key"),
@@ -178,7 +184,8 @@ def resolve_user_keys(treatment_df: DataFrame, identities_df: DataFrame, channel
         .groupBy("user_id")
         .agg(
             F.min_by(
-                F.coalesce(F.col("invalid_reason"), F.lit(NO_ID)), F.coalesce(F.col("id_rank"), F.lit(1 << 20))
+                F.coalesce(F.col("invalid_reason"), F.lit(NO_ID)),
+                F.coalesce(F.col("id_rank"), F.lit(1 << 20)),
             ).alias("reason")
         )
         .select(
@@ -198,7 +205,9 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def output_rows(keys_pdf: pd.DataFrame, channel: Channel, coupon: CouponSettings | None, run_date: date) -> pd.DataFrame:
+def output_rows(
+    keys_pdf: pd.DataFrame, channel: Channel, coupon: CouponSettings | None, run_date: date
+) -> pd.DataFrame:
     """Sorted, de-duplicated delivery rows (all strings) in the channel's column order.
 
     Coupons are valid from the day after the run date for ``valid_days`` days (the same days as the
@@ -206,7 +215,9 @@ def output_rows(keys_pdf: pd.DataFrame, channel: Channel, coupon: CouponSettings
     """
     if channel.type == "coupon":
         if coupon is None:
-            raise DmpError("coupon channel needs the spec's coupon: {coupon_id, value, threshold, valid_days}")
+            raise DmpError(
+                "coupon channel needs the spec's coupon: {coupon_id, value, threshold, valid_days}"
+            )
         out = pd.DataFrame({"user_key": keys_pdf["user_key"].astype(str)})
         out["coupon_id"] = coupon.coupon_id
         out["value"] = _num(coupon.value)
@@ -225,7 +236,9 @@ def columns_for(channel: Channel) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return (COUPON_COLUMNS, COUPON_KEY) if channel.type == "coupon" else (AD_COLUMNS, AD_KEY)
 
 
-def diff_rows(current: pd.DataFrame, previous: pd.DataFrame, key: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def diff_rows(
+    current: pd.DataFrame, previous: pd.DataFrame, key: tuple[str, ...]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(add, remove): rows whose key is new today / rows whose key was delivered last time but not today."""
     keys = list(key)
     cur_keys = current[keys].drop_duplicates()
@@ -247,7 +260,9 @@ def encode_csv_gz(rows: pd.DataFrame) -> bytes:
     return gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)
 
 
-def build_files(parts: dict[str, pd.DataFrame], rows_per_file: int = ROWS_PER_FILE) -> dict[str, tuple[bytes, int]]:
+def build_files(
+    parts: dict[str, pd.DataFrame], rows_per_file: int = ROWS_PER_FILE
+) -> dict[str, tuple[bytes, int]]:
     """``{kind: rows}`` -> ``{"kind/part-00000.csv.gz": (bytes, rows)}``; an empty kind still gets one file."""
     files: dict[str, tuple[bytes, int]] = {}
     for kind, rows in parts.items():
@@ -266,7 +281,13 @@ def content_fingerprint(manifest: dict[str, Any]) -> Any:
     """What makes two deliveries the same for downstream (table versions may differ harmlessly)."""
     files = sorted((f["path"], f["sha256"]) for f in manifest.get("files", []))
     prev = manifest.get("previous") or {}
-    return (files, manifest.get("spec_hash"), manifest.get("mode"), prev.get("run_date"), prev.get("manifest_sha256"))
+    return (
+        files,
+        manifest.get("spec_hash"),
+        manifest.get("mode"),
+        prev.get("run_date"),
+        prev.get("manifest_sha256"),
+    )
 
 
 # ---------------------------------------------------------------- lake I/O
@@ -298,7 +319,9 @@ def _cond(**values: Any) -> str:
     return " AND ".join(lk.replace_where_condition(k, [v]) for k, v in values.items())
 
 
-def attempt_history(spark: SparkSession, lake: str, segment: str, channel: str) -> dict[date, tuple[int, str]]:
+def attempt_history(
+    spark: SparkSession, lake: str, segment: str, channel: str
+) -> dict[date, tuple[int, str]]:
     """run_date -> (latest attempt number, its status) for one segment + channel."""
     if not lk.table_exists(spark, lake, lk.DELIVERIES):
         return {}
@@ -320,24 +343,52 @@ def delivered_dates(history: dict[date, tuple[int, str]]) -> list[date]:
 def _record_attempt(spark: SparkSession, lake: str, result: DeliveryResult, attempt: int) -> None:
     now = datetime.now(UTC).replace(tzinfo=None)
     rows = [
-        (result.segment, result.channel, result.run_date, attempt, f["kind"], f["path"], f["rows"], f["sha256"],
-         result.status, now, result.message or None)
+        (
+            result.segment,
+            result.channel,
+            result.run_date,
+            attempt,
+            f["kind"],
+            f["path"],
+            f["rows"],
+            f["sha256"],
+            result.status,
+            now,
+            result.message or None,
+        )
         for f in result.files
     ] or [
-        (result.segment, result.channel, result.run_date, attempt, "none", result.path, None, None, result.status,
-         now, result.message or None)
+        (
+            result.segment,
+            result.channel,
+            result.run_date,
+            attempt,
+            "none",
+            result.path,
+            None,
+            None,
+            result.status,
+            now,
+            result.message or None,
+        )
     ]
     df = spark.createDataFrame(rows, DELIVERIES_SCHEMA)
     cond = _cond(segment=result.segment, channel=result.channel, run_date=result.run_date, attempt=attempt)
     lk.overwrite_partitions(df, lake, lk.DELIVERIES, [], cond)
 
 
-def _read_state(spark: SparkSession, lake: str, channel: str, segment: str, run_date: date, cols: tuple[str, ...]) -> pd.DataFrame:
+def _read_state(
+    spark: SparkSession, lake: str, channel: str, segment: str, run_date: date, cols: tuple[str, ...]
+) -> pd.DataFrame:
     if not lk.table_exists(spark, lake, DELIVERY_STATE):
         return pd.DataFrame({c: pd.Series(dtype=str) for c in cols})
     df = (
         lk.read_table(spark, lake, DELIVERY_STATE)
-        .filter((F.col("channel") == channel) & (F.col("segment") == segment) & (F.col("run_date") == F.lit(run_date)))
+        .filter(
+            (F.col("channel") == channel)
+            & (F.col("segment") == segment)
+            & (F.col("run_date") == F.lit(run_date))
+        )
         .select(*cols)
     )
     with _arrow(spark):
@@ -345,13 +396,19 @@ def _read_state(spark: SparkSession, lake: str, channel: str, segment: str, run_
     return pdf.astype(str) if len(pdf) else pd.DataFrame({c: pd.Series(dtype=str) for c in cols})
 
 
-def _write_state(spark: SparkSession, lake: str, channel: str, segment: str, run_date: date, rows: pd.DataFrame) -> None:
+def _write_state(
+    spark: SparkSession, lake: str, channel: str, segment: str, run_date: date, rows: pd.DataFrame
+) -> None:
     pdf = pd.DataFrame({c: rows.get(c) for c in STATE_COLUMNS}, dtype=object)
     pdf.insert(0, "run_date", run_date)
     pdf.insert(0, "segment", segment)
     pdf.insert(0, "channel", channel)
     with _arrow(spark):
-        df = spark.createDataFrame(pdf, DELIVERY_STATE_SCHEMA) if len(pdf) else spark.createDataFrame([], DELIVERY_STATE_SCHEMA)
+        df = (
+            spark.createDataFrame(pdf, DELIVERY_STATE_SCHEMA)
+            if len(pdf)
+            else spark.createDataFrame([], DELIVERY_STATE_SCHEMA)
+        )
     cond = _cond(channel=channel, segment=segment, run_date=run_date)
     lk.overwrite_partitions(df, lake, DELIVERY_STATE, ["channel", "segment"], cond)
 
@@ -471,7 +528,9 @@ def _deliver(
     spark, segment = ctx.spark, target.segment
     pack = _pack_counts(ctx, segment, run_date)
     if not pack.get("pack_size"):
-        raise DmpError(f"no pack for segment {segment!r} on {run_date} in {lk.AUDIENCE_PACKS} (build it first)")
+        raise DmpError(
+            f"no pack for segment {segment!r} on {run_date} in {lk.AUDIENCE_PACKS} (build it first)"
+        )
     if not pack["deliverable"]:
         result.status = "skipped"
         result.message = (
@@ -487,7 +546,9 @@ def _deliver(
     resolved_df = resolve_user_keys(treatment_df, ctx.identities_df, channel).persist()
     try:
         with _arrow(spark):
-            keys_pdf = resolved_df.filter(F.col("user_key").isNotNull()).select("id_type", "user_key").toPandas()
+            keys_pdf = (
+                resolved_df.filter(F.col("user_key").isNotNull()).select("id_type", "user_key").toPandas()
+            )
         stats = resolved_df.groupBy("reason").agg(F.countDistinct("user_id").alias("users")).collect()
     finally:
         resolved_df.unpersist()
@@ -512,7 +573,11 @@ def _deliver(
     # Delivered rows are kept only for incremental channels; a channel that just switched from full
     # to incremental has no state for its last delivery, so it starts with a full one.
     if prev_manifest is not None and prev_manifest[0].get("sync") == "incremental":
-        previous = {"run_date": prev_date.isoformat(), "path": prev_folder, "manifest_sha256": prev_manifest[1]}
+        previous = {
+            "run_date": prev_date.isoformat(),
+            "path": prev_folder,
+            "manifest_sha256": prev_manifest[1],
+        }
         prev_rows = _read_state(spark, ctx.lake, channel_name, segment, prev_date, cols)
         add, remove = diff_rows(current, prev_rows, key)
         parts = {"add": add, "remove": remove}
@@ -535,19 +600,33 @@ def _deliver(
         "previous": previous,
         "columns": list(cols),
         "key_columns": list(key),
-        "format": {"type": "csv", "header": True, "delimiter": ",", "encoding": "utf-8", "compression": "gzip"},
+        "format": {
+            "type": "csv",
+            "header": True,
+            "delimiter": ",",
+            "encoding": "utf-8",
+            "compression": "gzip",
+        },
         "id_types": [
             {"id_type": t, "hash": channel.hash[t], "rows": int(id_counts.get(t, 0))}
             | ({"phone_format": channel.phone_format} if t == "phone" else {})
             for t in channel.id_types
         ],
         "files": [
-            {"path": name, "kind": name.split("/", 1)[0], "rows": rows, "bytes": len(data), "sha256": sha256_hex(data)}
+            {
+                "path": name,
+                "kind": name.split("/", 1)[0],
+                "rows": rows,
+                "bytes": len(data),
+                "sha256": sha256_hex(data),
+            }
             for name, (data, rows) in sorted(files.items())
         ],
         "spec_hash": pack["spec_hash"],
         "pack_kind": pack["kind"],
-        "coupon": None if target.coupon is None or channel.type != "coupon" else {
+        "coupon": None
+        if target.coupon is None or channel.type != "coupon"
+        else {
             "coupon_id": target.coupon.coupon_id,
             "value": target.coupon.value,
             "threshold": target.coupon.threshold,
@@ -570,7 +649,12 @@ def _deliver(
     result.mode = mode
     result.counts = manifest["counts"]
     result.files = [
-        {"kind": f["kind"], "path": f"{channel.destination}/{folder}/{f['path']}", "rows": f["rows"], "sha256": f["sha256"]}
+        {
+            "kind": f["kind"],
+            "path": f"{channel.destination}/{folder}/{f['path']}",
+            "rows": f["rows"],
+            "sha256": f["sha256"],
+        }
         for f in manifest["files"]
     ]
 
@@ -597,7 +681,12 @@ def _deliver(
 
 
 def _manifest_file(channel: Channel, folder: str, sha: str) -> dict[str, Any]:
-    return {"kind": "manifest", "path": f"{channel.destination}/{folder}/{MANIFEST}", "rows": None, "sha256": sha}
+    return {
+        "kind": "manifest",
+        "path": f"{channel.destination}/{folder}/{MANIFEST}",
+        "rows": None,
+        "sha256": sha,
+    }
 
 
 # ---------------------------------------------------------------- entry points
@@ -618,7 +707,9 @@ def targets_from_specs(segments_dir: str) -> tuple[dict[str, DeliveryTarget], li
                 threshold=float(spec.coupon.threshold),
                 valid_days=int(spec.coupon.valid_days),
             )
-        targets[name] = DeliveryTarget(name, tuple(spec.channels), coupon, str(spec_set.path_of.get(name, "")))
+        targets[name] = DeliveryTarget(
+            name, tuple(spec.channels), coupon, str(spec_set.path_of.get(name, ""))
+        )
     return targets, [str(e) for e in spec_set.errors]
 
 
@@ -638,7 +729,9 @@ def deliver(
     stop the others; a DmpError listing all failures is raised at the end.
     """
     if not lk.table_exists(spark, lake, lk.AUDIENCE_PACKS):
-        raise DmpError(f"{lk.table_path(lake, lk.AUDIENCE_PACKS)}: no audience packs table (run build-packs first)")
+        raise DmpError(
+            f"{lk.table_path(lake, lk.AUDIENCE_PACKS)}: no audience packs table (run build-packs first)"
+        )
     if channel is not None:
         channels.get(channel)
     if segment is not None and segment not in targets:
@@ -661,7 +754,10 @@ def deliver(
     for run_date in sorted(run_dates):
         on_date = sorted(
             r["segment"]
-            for r in packs_df.filter(F.col("run_date") == F.lit(run_date)).select("segment").distinct().collect()
+            for r in packs_df.filter(F.col("run_date") == F.lit(run_date))
+            .select("segment")
+            .distinct()
+            .collect()
         )
         if segment is not None:
             if segment not in on_date:
@@ -671,11 +767,15 @@ def deliver(
         for seg in on_date:
             target = targets.get(seg)
             if target is None:
-                failures.append(f"{run_date} {seg}: pack exists but the spec is missing or invalid; not delivered")
+                failures.append(
+                    f"{run_date} {seg}: pack exists but the spec is missing or invalid; not delivered"
+                )
                 continue
             wanted = [c for c in target.channels if channel is None or c == channel]
             if segment is not None and channel is not None and not wanted:
-                failures.append(f"{seg}: spec does not list channel {channel!r} (channels: {list(target.channels)})")
+                failures.append(
+                    f"{seg}: spec does not list channel {channel!r} (channels: {list(target.channels)})"
+                )
             for name in wanted:
                 try:
                     results.append(deliver_one(ctx, target, name, channels.get(name), run_date))

@@ -66,7 +66,9 @@ def normalise_phone_reason(
     return phonenumbers.national_significant_number(number), None
 
 
-def normalise_value(id_type: str, raw: str | None, phone_format: str = "e164") -> tuple[str | None, str | None]:
+def normalise_value(
+    id_type: str, raw: str | None, phone_format: str = "e164"
+) -> tuple[str | None, str | None]:
     """(normalised value, None) or (None, invalid reason). Mirrors :func:`with_normalised_id`."""
     if raw is None:
         return None, INVALID_EMPTY

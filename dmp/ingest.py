@@ -564,7 +564,7 @@ def read_lines(spark: SparkSession, plan: InputPlan, fmt: str) -> DataFrame:
         df = reader.option("mergeSchema", "true").parquet(*plan.paths)
         df = df.withColumn("source_file", F.col("_metadata.file_path"))
         return parquet_as_lines(df)
-    df = reader.text(*plan.paths)
+    df = reader.text(list(plan.paths))  # text(*paths) would pass the 2nd path as `wholetext`
     return df.select("value", F.col("_metadata.file_path").alias("source_file"))
 
 

@@ -138,6 +138,8 @@ class SparkJob:
             "spark.driver.memory": self.driver_memory,
             "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false",
+            # Spark's INFO chatter would be most of the Airflow task log; job output stays.
+            "spark.log.level": "WARN",
         }
 
     def command(self, master: str, spark_submit: str = "spark-submit") -> list[str]:

@@ -106,7 +106,9 @@ def _download_verified(store: ObjectStore, delivery: _Delivery) -> dict[str, pd.
         data = store.get(key)
         where = f"{store.url}/{key}"
         if len(data) != entry["bytes"]:
-            raise DmpError(f"{where}: size {len(data)} bytes, manifest says {entry['bytes']} (corrupt or partial file)")
+            raise DmpError(
+                f"{where}: size {len(data)} bytes, manifest says {entry['bytes']} (corrupt or partial file)"
+            )
         got = sha256_hex(data)
         if got != entry["sha256"]:
             raise DmpError(f"{where}: sha256 mismatch: file has {got}, manifest says {entry['sha256']}")
@@ -142,7 +144,9 @@ def pull(store: ObjectStore, channel: str, segment: str, dest: str | Path) -> Pu
     dest = Path(dest)
     latest = latest_complete(store, channel, segment)
     if latest is None:
-        raise DmpError(f"{store.url}/{channel}/{segment}/: no complete delivery (no run-date folder with {SUCCESS})")
+        raise DmpError(
+            f"{store.url}/{channel}/{segment}/: no complete delivery (no run-date folder with {SUCCESS})"
+        )
     state = _read_local_state(dest)
     applied = (state.get("applied") or [None])[-1]
     top = _load_delivery(store, channel, segment, latest)
@@ -159,8 +163,15 @@ def pull(store: ObjectStore, channel: str, segment: str, dest: str | Path) -> Pu
     while chain[-1].manifest["mode"] != "full":
         prev = chain[-1].manifest.get("previous")
         if not prev:
-            raise DmpError(f"{store.url}/{chain[-1].folder}/{MANIFEST}: incremental delivery without 'previous'")
-        if have_local and applied and prev["run_date"] == applied["run_date"] and prev["manifest_sha256"] == applied["manifest_sha256"]:
+            raise DmpError(
+                f"{store.url}/{chain[-1].folder}/{MANIFEST}: incremental delivery without 'previous'"
+            )
+        if (
+            have_local
+            and applied
+            and prev["run_date"] == applied["run_date"]
+            and prev["manifest_sha256"] == applied["manifest_sha256"]
+        ):
             base_is_local = True
             break
         older = _load_delivery(store, channel, segment, prev["run_date"])
@@ -178,7 +189,9 @@ def pull(store: ObjectStore, channel: str, segment: str, dest: str | Path) -> Pu
     if base_is_local:
         current = pd.read_csv(dest / CURRENT, dtype=str, keep_default_na=False)
         if list(current.columns) != columns:
-            raise DmpError(f"{dest / CURRENT}: columns {list(current.columns)} differ from the delivery's {columns}")
+            raise DmpError(
+                f"{dest / CURRENT}: columns {list(current.columns)} differ from the delivery's {columns}"
+            )
     else:
         current = _empty(columns)
     for delivery, parts in downloaded:
@@ -191,8 +204,13 @@ def pull(store: ObjectStore, channel: str, segment: str, dest: str | Path) -> Pu
     now = datetime.now(UTC).isoformat(timespec="seconds")
     for delivery, _parts in downloaded:
         history.append(
-            {"run_date": delivery.run_date, "manifest_sha256": delivery.sha256, "mode": delivery.manifest["mode"],
-             "rows": len(current) if delivery is top else None, "applied_at": now}
+            {
+                "run_date": delivery.run_date,
+                "manifest_sha256": delivery.sha256,
+                "mode": delivery.manifest["mode"],
+                "rows": len(current) if delivery is top else None,
+                "applied_at": now,
+            }
         )
     new_state = {
         "channel": channel,

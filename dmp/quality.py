@@ -29,6 +29,8 @@ TABLE_SUITES: dict[str, str] = {
     "gold/user_tags": "gold_user_tags",
 }
 MAX_VALUES_SHOWN = 5
+# No usage statistics from pipeline runs (must be set before great_expectations is imported).
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 _context: Any = None
 
@@ -78,7 +80,6 @@ def build_suite(suite: str) -> Any:
 def _get_context() -> Any:
     global _context
     if _context is None:
-        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from pyspark.sql import SparkSession
 
@@ -70,6 +71,9 @@ def get_spark(
         builder = builder.config(key, value)
     if under_spark_submit():
         return builder.getOrCreate()
+    # Python workers must run the interpreter that has pandas/sklearn (mapInPandas, pandas UDFs),
+    # not whatever python3 comes first on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = builder.master(master or os.environ.get("DMP_SPARK_MASTER", "local[2]"))
     packages = [delta_package()]
     if os.environ.get("DMP_S3A", "") == "1":

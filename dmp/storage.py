@@ -85,7 +85,9 @@ class FileStore:
         if not base.is_dir():
             return []
         return sorted(
-            str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file() and not p.name.startswith(".")
+            str(p.relative_to(self.root))
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
         )
 
     def list_dirs(self, prefix: str) -> list[str]:
@@ -111,7 +113,9 @@ def _airflow_connection_kwargs(conn_id: str) -> dict[str, Any]:
     try:
         conn = BaseHook.get_connection(conn_id)
     except Exception as exc:  # noqa: BLE001 - Airflow raises several types; never echo the connection
-        raise DmpError(f"DMP_AWS_CONN_ID={conn_id}: Airflow connection could not be loaded ({type(exc).__name__})") from None
+        raise DmpError(
+            f"DMP_AWS_CONN_ID={conn_id}: Airflow connection could not be loaded ({type(exc).__name__})"
+        ) from None
     extra = conn.extra_dejson or {}
     kwargs: dict[str, Any] = {}
     if conn.login:
@@ -173,10 +177,14 @@ class S3Store:
         if isinstance(exc, ClientError):
             code = exc.response.get("Error", {}).get("Code", "?")
             if code == "NoSuchBucket":
-                return DmpError(f"s3://{self.bucket}: bucket does not exist (create it or fix the channel destination)")
+                return DmpError(
+                    f"s3://{self.bucket}: bucket does not exist (create it or fix the channel destination)"
+                )
             return DmpError(f"{action} s3://{self.bucket}/{self._key(key)} failed: {code}")
         # Connection errors etc.: the class name and message carry no credentials.
-        return DmpError(f"{action} s3://{self.bucket}/{self._key(key)} failed after retries: {type(exc).__name__}: {exc}")
+        return DmpError(
+            f"{action} s3://{self.bucket}/{self._key(key)} failed after retries: {type(exc).__name__}: {exc}"
+        )
 
     def put(self, key: str, data: bytes) -> None:
         try:

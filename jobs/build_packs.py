@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         days = resolve_dates(args.date, args.from_, args.to)
+        # lookalike scoring runs pandas in Python workers: use this interpreter, not PATH python3
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         spark = get_spark("dmp-build-packs")
         problems = []
         for day in days:

@@ -15,7 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--segments", default="segments")
     parser.add_argument("--segment")
     parser.add_argument("--channel")
-    parser.add_argument("--skip-checks", action="store_true", help="accepted for symmetry; delivery has no GX gate")
+    parser.add_argument(
+        "--skip-checks", action="store_true", help="accepted for symmetry; delivery has no GX gate"
+    )
     args = parser.parse_args(argv)
 
     from dmp.dates import resolve_dates
@@ -29,8 +31,10 @@ def main(argv: list[str] | None = None) -> int:
         spark = get_spark("dmp-deliver")
         for res in run_delivery(spark, args.lake, days, args.segments, args.segment, args.channel):
             rate = res.counts.get("match_rate")
-            print(f"deliver {res.run_date} {res.segment} -> {res.channel}: {res.status} {res.mode} "
-                  f"rows={res.counts.get('delivered_rows')} match_rate={rate} {res.path} {res.message}")
+            print(
+                f"deliver {res.run_date} {res.segment} -> {res.channel}: {res.status} {res.mode} "
+                f"rows={res.counts.get('delivered_rows')} match_rate={rate} {res.path} {res.message}"
+            )
     except DmpError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -53,7 +53,9 @@ class MinioServer:
     def start(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             return
-        env = dict(os.environ, MINIO_ROOT_USER=TEST_USER, MINIO_ROOT_PASSWORD=TEST_SECRET, MINIO_BROWSER="off")
+        env = dict(
+            os.environ, MINIO_ROOT_USER=TEST_USER, MINIO_ROOT_PASSWORD=TEST_SECRET, MINIO_BROWSER="off"
+        )
         self._proc = subprocess.Popen(
             [
                 str(ensure_minio_built()),

@@ -64,7 +64,10 @@ IDENTITY_ROWS = [
 # jd_ads key of each user (md5 devices, sha256 E.164 phone), hand-normalised.
 JD_KEYS = {
     "u1": {("oaid", md5("ab12cd34-0000-4000-8000-000000000001"))},
-    "u2": {("idfa", md5("E2C56DB5-DFFB-48D2-B060-D0F5A71096E0")), ("idfa", md5("6D92078A-8246-4BA4-AE5B-76104861E7DC"))},
+    "u2": {
+        ("idfa", md5("E2C56DB5-DFFB-48D2-B060-D0F5A71096E0")),
+        ("idfa", md5("6D92078A-8246-4BA4-AE5B-76104861E7DC")),
+    },
     "u3": {("imei", md5("35-209900-176148-1"))},
     "u4": {("phone", sha256("+8613800138000"))},
     "u8": {("phone", sha256("+8613900139000"))},
@@ -114,15 +117,23 @@ def coupon_expected(day: date) -> set[tuple[str, ...]]:
 
 def write_lake(spark, lake: str, days: list[date], with_tiny: bool = True) -> None:
     ids = [(u, t, v, "identities.jsonl", None) for u, t, v in IDENTITY_ROWS]
-    spark.createDataFrame(ids, IDENTITIES).write.format("delta").mode("overwrite").save(lk.table_path(lake, lk.IDENTITIES))
+    spark.createDataFrame(ids, IDENTITIES).write.format("delta").mode("overwrite").save(
+        lk.table_path(lake, lk.IDENTITIES)
+    )
     rows = []
     for day in days:
-        rows += [("spring", day, u, "treatment", 1.0, "r", "hash-spring", "rule", True) for u in TREATMENT[day]]
+        rows += [
+            ("spring", day, u, "treatment", 1.0, "r", "hash-spring", "rule", True) for u in TREATMENT[day]
+        ]
         rows += [("spring", day, u, "holdout", 1.0, "r", "hash-spring", "rule", True) for u in HOLDOUT]
         if with_tiny:  # under min_size: never delivered
-            rows += [("tiny", day, u, "treatment", 1.0, "r", "hash-tiny", "rule", False) for u in ("u1", "u2")]
+            rows += [
+                ("tiny", day, u, "treatment", 1.0, "r", "hash-tiny", "rule", False) for u in ("u1", "u2")
+            ]
     df = spark.createDataFrame(rows, AUDIENCE_PACKS)
-    lk.overwrite_partitions(df, lake, lk.AUDIENCE_PACKS, ["segment", "run_date"], lk.replace_where_condition("run_date", days))
+    lk.overwrite_partitions(
+        df, lake, lk.AUDIENCE_PACKS, ["segment", "run_date"], lk.replace_where_condition("run_date", days)
+    )
 
 
 TARGETS = {
@@ -177,7 +188,8 @@ def test_three_days_incremental_and_full_pulled_back(spark, lake, s3, segments_d
     keys = ads.list_keys("jd_ads")
     assert "jd_ads/spring/2026-03-14/full/part-00000.csv.gz" in keys
     assert {k for k in keys if k.startswith("jd_ads/spring/2026-03-15/")} == {
-        f"jd_ads/spring/2026-03-15/{n}" for n in ("add/part-00000.csv.gz", "remove/part-00000.csv.gz", "manifest.json", "_SUCCESS")
+        f"jd_ads/spring/2026-03-15/{n}"
+        for n in ("add/part-00000.csv.gz", "remove/part-00000.csv.gz", "manifest.json", "_SUCCESS")
     }
 
     def rows(key: str) -> set[tuple[str, ...]]:
@@ -192,9 +204,16 @@ def test_three_days_incremental_and_full_pulled_back(spark, lake, s3, segments_d
 
     manifest = json.loads(ads.get("jd_ads/spring/2026-03-14/manifest.json"))
     assert manifest["counts"] == {
-        "pack_size": 8, "treatment": 7, "holdout": 1, "matched_users": 5, "unmatched_users": 2,
-        "unmatched_by_reason": {"invalid_phone": 1, "no_id": 1}, "match_rate": round(5 / 7, 6),
-        "delivered_rows": 6, "added": None, "removed": None,
+        "pack_size": 8,
+        "treatment": 7,
+        "holdout": 1,
+        "matched_users": 5,
+        "unmatched_users": 2,
+        "unmatched_by_reason": {"invalid_phone": 1, "no_id": 1},
+        "match_rate": round(5 / 7, 6),
+        "delivered_rows": 6,
+        "added": None,
+        "removed": None,
     }
     assert manifest["spec_hash"] == "hash-spring"
     assert set(manifest["source_tables"]) == {lk.AUDIENCE_PACKS, lk.IDENTITIES}
@@ -202,7 +221,11 @@ def test_three_days_incremental_and_full_pulled_back(spark, lake, s3, segments_d
     assert [(f["path"], f["rows"]) for f in manifest["files"]] == [("full/part-00000.csv.gz", 6)]
     m3 = json.loads(ads.get("jd_ads/spring/2026-03-16/manifest.json"))
     m2_sha = hashlib.sha256(ads.get("jd_ads/spring/2026-03-15/manifest.json")).hexdigest()
-    assert m3["previous"] == {"run_date": "2026-03-15", "path": "jd_ads/spring/2026-03-15", "manifest_sha256": m2_sha}
+    assert m3["previous"] == {
+        "run_date": "2026-03-15",
+        "path": "jd_ads/spring/2026-03-15",
+        "manifest_sha256": m2_sha,
+    }
     assert (m3["counts"]["added"], m3["counts"]["removed"]) == (1, 1)
 
     # Holdout users and packs under min_size never appear; no raw id in any delivered byte.
@@ -210,9 +233,18 @@ def test_three_days_incremental_and_full_pulled_back(spark, lake, s3, segments_d
     everything = {**object_bytes(ads), **{("coupons", k): v for k, v in object_bytes(coupons).items()}}
     holdout_key = md5("ffff0000-0000-4000-8000-000000000007").encode()
     raw_values = {v for _u, _t, v in IDENTITY_ROWS} | {v.strip() for _u, _t, v in IDENTITY_ROWS}
-    raw_values |= {v.strip().lower() for _u, _t, v in IDENTITY_ROWS} | {v.strip().upper() for _u, _t, v in IDENTITY_ROWS}
-    raw_values |= {"+8613800138000", "13800138000", "+8613900139000", "13900139000", "foo.bar@example.com",
-                   "E2C56DB5-DFFB-48D2-B060-D0F5A71096E0", "6D92078A-8246-4BA4-AE5B-76104861E7DC"}
+    raw_values |= {v.strip().lower() for _u, _t, v in IDENTITY_ROWS} | {
+        v.strip().upper() for _u, _t, v in IDENTITY_ROWS
+    }
+    raw_values |= {
+        "+8613800138000",
+        "13800138000",
+        "+8613900139000",
+        "13900139000",
+        "foo.bar@example.com",
+        "E2C56DB5-DFFB-48D2-B060-D0F5A71096E0",
+        "6D92078A-8246-4BA4-AE5B-76104861E7DC",
+    }
     for key, data in everything.items():
         text = gzip.decompress(data) if str(key).endswith(".gz") else data
         assert holdout_key not in text, key
@@ -224,8 +256,10 @@ def test_three_days_incremental_and_full_pulled_back(spark, lake, s3, segments_d
 
     # ops/deliveries: one successful attempt per (channel, date), a skipped one for tiny.
     ops = lk.read_table(spark, lake, lk.DELIVERIES)
-    jd = {(r["run_date"], r["kind"]): (r["rows"], r["status"], r["attempt"])
-          for r in ops.filter((F.col("channel") == "jd_ads") & (F.col("segment") == "spring")).collect()}
+    jd = {
+        (r["run_date"], r["kind"]): (r["rows"], r["status"], r["attempt"])
+        for r in ops.filter((F.col("channel") == "jd_ads") & (F.col("segment") == "spring")).collect()
+    }
     assert jd[(D1, "full")] == (6, "success", 1)
     assert jd[(D2, "add")] == (1, "success", 1) and jd[(D2, "remove")] == (1, "success", 1)
     assert jd[(D1, "manifest")][1:] == ("success", 1)
@@ -240,7 +274,8 @@ def test_three_days_incremental_and_full_pulled_back(spark, lake, s3, segments_d
     assert object_bytes(ads) == before
     assert {o["Key"]: o["ETag"] for o in s3.client().list_objects_v2(Bucket=BUCKET)["Contents"]} == etags
     d3 = lk.read_table(spark, lake, lk.DELIVERIES).filter(
-        (F.col("channel") == "jd_ads") & (F.col("run_date") == F.lit(D3)) & (F.col("segment") == "spring"))
+        (F.col("channel") == "jd_ads") & (F.col("run_date") == F.lit(D3)) & (F.col("segment") == "spring")
+    )
     assert sorted({(r["attempt"], r["status"]) for r in d3.collect()}) == [(1, "success"), (2, "success")]
     res = pull(ads, "jd_ads", "spring", tmp_path / "pull_jd")
     assert res.up_to_date
@@ -296,7 +331,10 @@ def test_file_destination_specs_and_deterministic_bytes(spark, lake, tmp_path, m
     monkeypatch.setenv("DMP_TEST_ROOT", f"file://{tmp_path}/out")
     write_lake(spark, lake, [D1], with_tiny=False)
     results = run_delivery(spark, lake, [D1], str(folder), segment="spring")
-    assert {(r.channel, r.status, r.mode) for r in results} == {("tencent_ads", "success", "full"), ("coupon_center", "success", "full")}
+    assert {(r.channel, r.status, r.mode) for r in results} == {
+        ("tencent_ads", "success", "full"),
+        ("coupon_center", "success", "full"),
+    }
     part = tmp_path / "out" / "ads" / "tencent_ads" / "spring" / "2026-03-14" / "full" / "part-00000.csv.gz"
     assert (part.parent.parent / "_SUCCESS").read_bytes() == b""
     got = {tuple(x.split(",")) for x in gzip.decompress(part.read_bytes()).decode().splitlines()[1:]}
@@ -341,7 +379,9 @@ def test_channels_errors_name_file_field_and_allowed(tmp_path, monkeypatch) -> N
         "channels:\n  y:\n    type: ad\n    destination: ${NOPE_UNSET_VAR}/x\n    id_types: [phone]\n    hash: {phone: none}\n"
     )
     monkeypatch.delenv("NOPE_UNSET_VAR", raising=False)
-    with pytest.raises(SpecError, match=r"channels.y.destination: environment variable NOPE_UNSET_VAR is not set"):
+    with pytest.raises(
+        SpecError, match=r"channels.y.destination: environment variable NOPE_UNSET_VAR is not set"
+    ):
         load_channels(bad)
     monkeypatch.setenv("NOPE_UNSET_VAR", "s3://b")
     with pytest.raises(SpecError, match=r"channels.y: .*\['phone'\] must be hashed"):

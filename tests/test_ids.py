@@ -54,7 +54,9 @@ def test_published_phone_examples() -> None:
     assert hash_value("abc", "md5") == RFC1321_MD5_ABC
 
 
-@pytest.mark.parametrize("raw", ["13800138000", "138 0013 8000", "+86 138-0013-8000", "0086 13800138000", "(+86)13800138000"])
+@pytest.mark.parametrize(
+    "raw", ["13800138000", "138 0013 8000", "+86 138-0013-8000", "0086 13800138000", "(+86)13800138000"]
+)
 def test_cn_phone_forms(raw: str) -> None:
     assert normalise_phone(raw, "e164") == "+8613800138000"
     assert normalise_phone(raw, "cn11") == "13800138000"
@@ -69,10 +71,19 @@ def test_phone_invalid_and_foreign() -> None:
 
 def test_device_ids() -> None:
     assert normalise_value("imei", " 86-ABCDEF0123456 ") == ("86-abcdef0123456", None)
-    assert normalise_value("oaid", " 1FC5B3E2-AB12-4C3D-9E8F-00A1B2C3D4E5") == ("1fc5b3e2-ab12-4c3d-9e8f-00a1b2c3d4e5", None)
+    assert normalise_value("oaid", " 1FC5B3E2-AB12-4C3D-9E8F-00A1B2C3D4E5") == (
+        "1fc5b3e2-ab12-4c3d-9e8f-00a1b2c3d4e5",
+        None,
+    )
     assert normalise_value("oaid", "00000000-0000-0000-0000-000000000000") == (None, ZERO_DEVICE_ID)
-    assert normalise_value("idfa", " e2c56db5-dffb-48d2-b060-d0f5a71096e0 ") == ("E2C56DB5-DFFB-48D2-B060-D0F5A71096E0", None)
-    assert normalise_value("idfa", "e2c56db5dffb48d2b060d0f5a71096e0") == ("E2C56DB5-DFFB-48D2-B060-D0F5A71096E0", None)
+    assert normalise_value("idfa", " e2c56db5-dffb-48d2-b060-d0f5a71096e0 ") == (
+        "E2C56DB5-DFFB-48D2-B060-D0F5A71096E0",
+        None,
+    )
+    assert normalise_value("idfa", "e2c56db5dffb48d2b060d0f5a71096e0") == (
+        "E2C56DB5-DFFB-48D2-B060-D0F5A71096E0",
+        None,
+    )
     assert normalise_value("idfa", "not-an-idfa") == (None, INVALID_IDFA)
     assert normalise_value("idfa", "00000000-0000-0000-0000-000000000000") == (None, ZERO_DEVICE_ID)
     assert normalise_value("email", "no-at-sign") == (None, INVALID_EMAIL)
@@ -105,7 +116,10 @@ def test_spark_normalisation_matches_python(spark, phone_format: str) -> None:
     cases = [c for c in CASES if c[2] == phone_format or c[1] != "phone"]
     rows = [(str(i), t, raw) for i, (t, raw, *_rest) in enumerate(cases)]
     df = spark.createDataFrame(rows, "row string, id_type string, id_value string")
-    got = {r["row"]: (r["norm_value"], r["invalid_reason"]) for r in with_normalised_id(df, phone_format).collect()}
+    got = {
+        r["row"]: (r["norm_value"], r["invalid_reason"])
+        for r in with_normalised_id(df, phone_format).collect()
+    }
     assert len(got) == len(rows)
     for i, (id_type, raw, fmt, norm, reason) in enumerate(cases):
         if fmt == phone_format:
@@ -120,5 +134,7 @@ def test_spark_hashes_match_published(spark) -> None:
         "id_type string, norm_value string",
     )
     hashes = {"email": "sha256", "phone": "sha256", "idfa": "md5"}
-    got = dict(df.select("id_type", user_key_col(F.col("id_type"), F.col("norm_value"), hashes).alias("k")).collect())
+    got = dict(
+        df.select("id_type", user_key_col(F.col("id_type"), F.col("norm_value"), hashes).alias("k")).collect()
+    )
     assert got == {"email": META_EMAIL_SHA256, "phone": UID2_PHONE_SHA256, "idfa": RFC1321_MD5_ABC}

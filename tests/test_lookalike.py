@@ -14,8 +14,13 @@ from dmp.errors import DmpError
 from dmp.lookalike import (
     FeatureVocabulary,
     feature_columns,
+    feature_vocabulary,
+    fit_pipeline,
+    predict_scores,
     score_lookalike,
+    score_users,
     target_size,
+    top_k,
     with_lookalike_features,
 )
 from dmp.schemas import USER_TAGS
@@ -262,3 +267,19 @@ def test_feature_vector_by_hand(spark):
     assert u2["coupon_unknown"] == 1 and u2["coupon_sensitivity"] == 0
     assert (u2["lifecycle=active"], u2["lifecycle=new"]) == (0, 1)
     assert len(names) == 15 + 2 + 3
+
+
+def test_spark_scores_equal_driver_scores(tags_df):
+    """mapInPandas scoring over the distributed frame gives exactly the fitted pipeline's probabilities."""
+    vocab = feature_vocabulary(tags_df)
+    feats = tags_df.transform(with_lookalike_features, vocab).toPandas().sort_values("user_id")
+    labels = feats["user_id"].map(_is_persona)
+    pipeline = fit_pipeline(feats[labels], feats[~labels].iloc[:400], "logistic", 0)
+    expected = dict(zip(feats["user_id"], predict_scores(pipeline, feats), strict=True))
+
+    scored = score_users(tags_df.transform(with_lookalike_features, vocab), pipeline)
+    got = {r["user_id"]: r["score"] for r in scored.collect()}
+    assert got.keys() == expected.keys()
+    assert max(abs(got[u] - expected[u]) for u in got) < 1e-12
+    best = top_k(scored, 3).collect()
+    assert [r["user_id"] for r in best] == sorted(expected, key=lambda u: (-expected[u], u))[:3]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from datetime import date, timedelta
 from functools import reduce
 from pathlib import Path
@@ -15,6 +17,9 @@ from pyspark.sql import functions as F
 from dmp import lake as lk
 from dmp.holdout import holdout_bucket
 from dmp.schemas import USER_DAILY, USER_TAGS
+
+# The lookalike scores with mapInPandas: Python workers must run this venv (pandas, sklearn).
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 D = date(2026, 3, 20)
 CHANNELS_YAML = {

@@ -24,8 +24,14 @@ def store(tmp_path: Path) -> FileStore:
     return FileStore(root=tmp_path / "dest", url=f"file://{tmp_path}/dest")
 
 
-def publish(store: FileStore, run_date: str, mode: str, parts: dict[str, list[tuple[str, str]]],
-            previous: tuple[str, str] | None = None, complete: bool = True) -> str:
+def publish(
+    store: FileStore,
+    run_date: str,
+    mode: str,
+    parts: dict[str, list[tuple[str, str]]],
+    previous: tuple[str, str] | None = None,
+    complete: bool = True,
+) -> str:
     """Write a delivery folder like dmp.delivery does; returns the manifest's sha256."""
     frames = {k: pd.DataFrame(rows, columns=list(AD_COLUMNS)) for k, rows in parts.items()}
     files = build_files(frames)
@@ -33,12 +39,20 @@ def publish(store: FileStore, run_date: str, mode: str, parts: dict[str, list[tu
     for name, (data, _rows) in files.items():
         store.put(f"{folder}/{name}", data)
     manifest = {
-        "manifest_version": 1, "channel": CH, "segment": SEG, "run_date": run_date, "mode": mode,
-        "columns": list(AD_COLUMNS), "key_columns": list(AD_COLUMNS),
-        "previous": None if previous is None else {"run_date": previous[0], "path": f"{CH}/{SEG}/{previous[0]}",
-                                                   "manifest_sha256": previous[1]},
-        "files": [{"path": n, "kind": n.split("/")[0], "rows": r, "bytes": len(d), "sha256": sha256_hex(d)}
-                  for n, (d, r) in sorted(files.items())],
+        "manifest_version": 1,
+        "channel": CH,
+        "segment": SEG,
+        "run_date": run_date,
+        "mode": mode,
+        "columns": list(AD_COLUMNS),
+        "key_columns": list(AD_COLUMNS),
+        "previous": None
+        if previous is None
+        else {"run_date": previous[0], "path": f"{CH}/{SEG}/{previous[0]}", "manifest_sha256": previous[1]},
+        "files": [
+            {"path": n, "kind": n.split("/")[0], "rows": r, "bytes": len(d), "sha256": sha256_hex(d)}
+            for n, (d, r) in sorted(files.items())
+        ],
     }
     data = manifest_bytes(manifest)
     store.put(f"{folder}/manifest.json", data)
@@ -73,7 +87,9 @@ def test_chain_applied_in_order_then_up_to_date(store: FileStore, tmp_path: Path
 
 def test_incomplete_latest_is_ignored(store: FileStore, tmp_path: Path) -> None:
     m1 = publish(store, "2026-03-14", "full", {"full": [A]})
-    publish(store, "2026-03-15", "incremental", {"add": [B], "remove": []}, ("2026-03-14", m1), complete=False)
+    publish(
+        store, "2026-03-15", "incremental", {"add": [B], "remove": []}, ("2026-03-14", m1), complete=False
+    )
     assert latest_complete(store, CH, SEG) == "2026-03-14"
     res = pull(store, CH, SEG, tmp_path / "c")
     assert res.run_date == "2026-03-14" and current(tmp_path / "c") == ["id_type,user_key", ",".join(A)]
@@ -123,7 +139,9 @@ def test_rewritten_previous_breaks_chain_and_missing_delivery(store: FileStore, 
         pull(store, CH, SEG, tmp_path / "c")
 
 
-def test_cli_pull_uses_channels_yaml(store: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_pull_uses_channels_yaml(
+    store: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from typer.testing import CliRunner
 
     from dmp.cli import app
@@ -150,8 +168,14 @@ def test_airflow_connection_supplies_endpoint_and_keys(monkeypatch: pytest.Monke
 
     monkeypatch.setenv(
         "AIRFLOW_CONN_DMP_S3_TEST",
-        json.dumps({"conn_type": "aws", "login": "AKIATEST", "password": "not-logged",
-                    "extra": {"endpoint_url": "http://127.0.0.1:9", "region_name": "cn-north-1"}}),
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "AKIATEST",
+                "password": "not-logged",
+                "extra": {"endpoint_url": "http://127.0.0.1:9", "region_name": "cn-north-1"},
+            }
+        ),
     )
     monkeypatch.setenv("DMP_AWS_CONN_ID", "dmp_s3_test")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
@@ -160,5 +184,7 @@ def test_airflow_connection_supplies_endpoint_and_keys(monkeypatch: pytest.Monke
     assert client.meta.region_name == "cn-north-1"
     assert client._request_signer._credentials.access_key == "AKIATEST"
     monkeypatch.setenv("DMP_AWS_CONN_ID", "no_such_conn")
-    with pytest.raises(DmpError, match="DMP_AWS_CONN_ID=no_such_conn: Airflow connection could not be loaded"):
+    with pytest.raises(
+        DmpError, match="DMP_AWS_CONN_ID=no_such_conn: Airflow connection could not be loaded"
+    ):
         s3_client()

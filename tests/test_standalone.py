@@ -80,7 +80,19 @@ def _normalised(spark, lake: str, table: str) -> list[str]:  # noqa: ANN001 - Sp
 def test_daily_steps_on_standalone_equal_local(cluster: dict[str, str], tmp_path: Path, spark) -> None:  # noqa: ANN001
     landing = tmp_path / "landing"
     subprocess.run(
-        [str(BIN / "dmp"), "generate", "--out", str(landing), "--users", "120", "--days", "2", "--seed", "3"],
+        [
+            str(BIN / "dmp"),
+            "generate",
+            "--out",
+            str(landing),
+            "--users",
+            "150",
+            "--days",
+            "1",
+            "--seed",
+            "3",
+            "--no-campaign",
+        ],
         check=True,
         capture_output=True,
         timeout=300,

@@ -46,7 +46,9 @@ def register(app: typer.Typer) -> None:
     def pull_cmd(
         channel: Annotated[str, typer.Option("--channel", help="Channel name from channels.yaml.")],
         segment: Annotated[str, typer.Option("--segment", help="Segment name.")],
-        dest: Annotated[str, typer.Option("--dest", help="Local folder holding current.csv and the pull state.")],
+        dest: Annotated[
+            str, typer.Option("--dest", help="Local folder holding current.csv and the pull state.")
+        ],
         segments: SegmentsDirOpt = "segments",
     ) -> None:
         """Fetch the latest complete delivery, verify every checksum, apply it to DEST/current.csv."""
@@ -54,7 +56,9 @@ def register(app: typer.Typer) -> None:
 
         res = pull_channel(segments, channel, segment, dest)
         if res.up_to_date:
-            Console().print(f"[green]up to date[/] with {channel}/{segment}/{res.run_date}: {res.rows} rows in {res.path}")
+            Console().print(
+                f"[green]up to date[/] with {channel}/{segment}/{res.run_date}: {res.rows} rows in {res.path}"
+            )
         else:
             Console().print(
                 f"[green]applied[/] {', '.join(res.applied)} from {channel}/{segment}: {res.rows} rows in {res.path}"
@@ -72,8 +76,13 @@ def _print_results(results: list) -> None:
         counts = r.counts or {}
         rate = counts.get("match_rate")
         table.add_row(
-            str(r.run_date), r.segment, r.channel, r.status, r.mode,
-            str(counts.get("delivered_rows", "")), "" if rate is None else f"{rate:.1%}",
+            str(r.run_date),
+            r.segment,
+            r.channel,
+            r.status,
+            r.mode,
+            str(counts.get("delivered_rows", "")),
+            "" if rate is None else f"{rate:.1%}",
             r.path + (f"\n{r.message}" if r.message else ""),
         )
     Console().print(table)
