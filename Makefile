@@ -27,8 +27,13 @@ test: setup minio
 	$(BIN)/ruff check dmp jobs dags tests bench
 	$(BIN)/pytest -q tests
 
-bench: setup
-	$(BIN)/python -m bench.run
+# Pipeline vs DuckDB (BENCH_SIZES=1M,5M,20M for the full run), delivery vs plain boto3 on MinIO.
+# Packs vs DuckDB need a built lake: python -m bench.bench_packs --lake L --date D (bench/README.md).
+BENCH_SIZES ?= 200k
+BENCH_DELIVERY_USERS ?= 200000
+bench: setup minio
+	$(BIN)/python -m bench.run --sizes $(BENCH_SIZES)
+	$(BIN)/python -m bench.bench_delivery --users $(BENCH_DELIVERY_USERS)
 
 lint: setup
 	$(BIN)/ruff check dmp jobs dags tests bench
