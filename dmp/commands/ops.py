@@ -127,6 +127,18 @@ def collect_summary(lake: str) -> dict[str, Any]:
         pack["deliverable"] = bool(row["deliverable"])
     for pack in packs.values():
         pack["size"] = pack["treatment"] + pack["holdout"]
+    # An empty pack has no rows in gold/audience_packs; ops/pack_runs records every build.
+    for row in orch.delta_rows(table("ops/pack_runs")):
+        key = (str(row["segment"]), str(row["run_date"]))
+        if key not in packs:
+            packs[key] = {
+                "segment": key[0],
+                "run_date": key[1],
+                "treatment": int(row.get("treatment_size") or 0),
+                "holdout": int(row.get("holdout_size") or 0),
+                "deliverable": bool(row.get("deliverable")),
+                "size": int(row.get("size") or 0),
+            }
     out["packs"] = [packs[k] for k in sorted(packs)]
 
     latest: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
