@@ -27,19 +27,11 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from dmp.aggregate import COUNTERS
 from dmp.tag_config import TagConfig
 
-DUCK_COUNTERS: dict[str, str] = {
-    "views": "view",
-    "clicks": "click",
-    "searches": "search",
-    "carts": "cart_add",
-    "cart_removes": "cart_remove",
-    "favs": "favorite",
-    "orders": "order",
-    "coupon_receives": "coupon_receive",
-    "coupon_redeems": "coupon_redeem",
-}
+# The DuckDB baseline counts exactly the event types the Spark aggregate counts.
+DUCK_COUNTERS: dict[str, str] = COUNTERS
 
 
 def parse_size(text: str) -> int:
