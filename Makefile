@@ -23,15 +23,20 @@ minio:
 demo: setup
 	bash infra/demo.sh
 
-test: setup minio
+# The Python install and the MinIO build are independent: do them side by side. The tests run on
+# two pytest-xdist workers, one file per worker at a time (a file's fixtures stay in one process).
+PYTEST_WORKERS ?= 2
+test:
+	$(MAKE) -j2 setup minio
 	$(BIN)/ruff check dmp jobs dags tests bench
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q tests -n $(PYTEST_WORKERS) --dist loadfile
 
 # Pipeline vs DuckDB (BENCH_SIZES=1M,5M,20M for the full run), delivery vs plain boto3 on MinIO.
 # Packs vs DuckDB need a built lake: python -m bench.bench_packs --lake L --date D (bench/README.md).
 BENCH_SIZES ?= 200k
 BENCH_DELIVERY_USERS ?= 200000
-bench: setup minio
+bench:
+	$(MAKE) -j2 setup minio
 	$(BIN)/python -m bench.run --sizes $(BENCH_SIZES)
 	$(BIN)/python -m bench.bench_delivery --users $(BENCH_DELIVERY_USERS)
 

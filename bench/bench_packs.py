@@ -1,6 +1,7 @@
 """Benchmark: build every example pack on a demo lake, and the behaviour/rule packs in DuckDB.
 
     python -m bench.bench_packs --lake demo_out/lakehouse --date 2026-03-20 [--segments segments]
+        [--suppression DIR]   # load DIR/<name>.csv as suppression list <name> first (not timed)
 
 1. ``build_packs`` for all specs of ``--segments`` (writes gold/audience_packs as the pipeline does),
    timed per pack from the report and in total; the lookalike's recall@k / lift are printed.
@@ -87,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--date", required=True)
     parser.add_argument("--segments", default="segments")
     parser.add_argument("--out")
+    parser.add_argument(
+        "--suppression", help="folder of <name>.csv suppression lists to load before the build (not timed)"
+    )
     args = parser.parse_args(argv)
 
     import duckdb
@@ -105,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = get_spark("dmp-bench-packs")
     result: dict[str, Any] = {"lake": root, "run_date": str(run_date)}
+    if args.suppression:
+        from dmp.suppression import run_ingest_suppression
+
+        for csv in sorted(Path(args.suppression).glob("*.csv")):
+            loaded = run_ingest_suppression(spark, root, csv.stem, str(csv))
+            result.setdefault("suppression_lists", {})[csv.stem] = loaded.accepted
 
     t0 = time.perf_counter()
     report = build_packs(spark, root, args.segments, run_date)

@@ -1,4 +1,4 @@
-"""``make bench`` entry: ``python -m bench.run [--sizes 200k,1M,5M,20M] [--days 31] [--out bench_out]``.
+"""``make bench`` entry: ``python -m bench.run [--sizes 200k,1M,5M,20M] [--days 31] [--out bench_out] [--reuse-bronze]``.
 
 Prints events/s for the Spark pipeline and DuckDB and their ratio per size, plus the time of one daily
 incremental tags run after 7 and after 30 days of history; writes bench_out/results.json.
@@ -18,12 +18,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench_out")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workers", type=int, default=2, help="generator processes")
+    parser.add_argument(
+        "--reuse-bronze",
+        action="store_true",
+        help="keep bronze/events of an earlier run on the same data (ingest not re-run or timed)",
+    )
     args = parser.parse_args(argv)
 
     from bench.bench_pipeline import main as bench_main
 
     sizes = [s for s in args.sizes.split(",") if s.strip()]
-    report = bench_main(sizes, args.days, args.out, args.seed, args.workers)
+    report = bench_main(sizes, args.days, args.out, args.seed, args.workers, args.reuse_bronze)
     print(f"results: {args.out}/results.json ({len(report['runs'])} size(s))")
     return 0
 

@@ -2,9 +2,9 @@
 
 Counters are per event type (views, clicks, searches, carts, cart_removes, favs, orders,
 coupon_receives, coupon_redeems). ``gmv`` is the sum of price x quantity over ``order`` events
-(quantity null -> 1, price null -> 0), computed in DECIMAL(18,2) so that it is exact and does not
-depend on the order Spark adds rows in (each event's amount is rounded half-up to cents first), then
-stored as a double as the USER_DAILY schema says. The tag state converts it back to integer cents.
+(quantity null -> 1, price null -> 0), computed in integer cents so that it is exact and does not
+depend on the order Spark adds rows in (each event's price is rounded half-up to cents first), then
+stored as a double (cents / 100) as the USER_DAILY schema says. The tag state converts it back to integer cents.
 
 Each date is its own partition, written with replaceWhere on exactly the dates being processed:
 re-running a date replaces it. A date with no events writes an empty partition (the replaceWhere
@@ -43,21 +43,28 @@ COUNTERS: dict[str, str] = {
 MONEY = "decimal(18,2)"
 
 
-def order_amount_col() -> Column:
-    """price x quantity of an order event in exact cents (quantity null -> 1, price null -> 0); 0 otherwise."""
-    price = F.coalesce(F.col("price"), F.lit(0.0)).cast(MONEY)
-    qty = F.coalesce(F.col("quantity"), F.lit(1)).cast("decimal(10,0)")
-    return F.when(F.col("event_type") == "order", (price * qty).cast(MONEY)).otherwise(F.lit(0).cast(MONEY))
+def order_amount_cents_col() -> Column:
+    """price x quantity of an order event in integer cents (quantity null -> 1, price null -> 0); 0 otherwise.
+
+    The price is rounded half-up to cents first (a DECIMAL(18,2) cast), so the sum is exact and does
+    not depend on the order rows are added in; summing longs also avoids Spark's slow wide-decimal sum.
+    """
+    price_cents = (F.coalesce(F.col("price"), F.lit(0.0)).cast(MONEY) * 100).cast("long")
+    qty = F.coalesce(F.col("quantity"), F.lit(1)).cast("long")
+    return F.when(F.col("event_type") == "order", price_cents * qty).otherwise(F.lit(0).cast("long"))
 
 
 def build_user_daily(events_df: DataFrame) -> DataFrame:
-    """Pure transform: events (dmp.schemas.EVENTS columns) -> rows with exactly the USER_DAILY schema."""
+    """Pure transform: events (dmp.schemas.EVENTS columns) -> rows with exactly the USER_DAILY schema.
+
+    ``gmv`` = exact cents / 100 as a double: the same value as the DECIMAL(18,2) sum cast to double.
+    """
     aggs = [
         F.sum(F.when(F.col("event_type") == etype, F.lit(1)).otherwise(F.lit(0))).cast("long").alias(name)
         for name, etype in COUNTERS.items()
     ]
-    aggs.append(F.sum(order_amount_col()).cast(MONEY).alias("_gmv_dec"))
-    out = events_df.groupBy(*KEY_COLS).agg(*aggs).withColumn("gmv", F.col("_gmv_dec").cast("double"))
+    aggs.append(F.sum(order_amount_cents_col()).alias("_gmv_cents"))
+    out = events_df.groupBy(*KEY_COLS).agg(*aggs).withColumn("gmv", F.col("_gmv_cents").cast("double") / F.lit(100.0))
     return out.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in USER_DAILY.fields])
 
 

@@ -30,6 +30,7 @@ from dmp.ingest import (
     child_dirs,
     clean_text,
     ensure_table,
+    is_blank,
     is_dir,
     path_exists,
     quarantine_id,
@@ -122,7 +123,7 @@ def run_ingest_identities(
     result = IngestResult(str(uuid.uuid4()), source, "identities", None, started)
     lines_df = read_identity_lines(spark, source)
     result.files = len(lines_df.inputFiles())
-    blank = F.regexp_replace("value", r"\s", "") == ""
+    blank = is_blank("value")
     checked = (
         lines_df.filter(~blank)
         .transform(parse_identity_lines)

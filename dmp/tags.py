@@ -43,6 +43,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from dmp import lake as lk
+from dmp.aggregate import COUNTERS
 from dmp.errors import DmpError
 from dmp.schemas import USER_TAGS
 from dmp.tag_config import ActivityWeights, TagConfig
@@ -84,18 +85,8 @@ STATE_COLUMNS: list[str] = [
 ]
 # dimension name -> user_daily column; the order is the order of the output columns.
 AFFINITY_DIMS: dict[str, str] = {"category": "category_id", "brand": "brand_id", "store": "store_id"}
-# user_daily counter -> ActivityWeights field
-WEIGHT_FIELDS: dict[str, str] = {
-    "views": "view",
-    "clicks": "click",
-    "searches": "search",
-    "carts": "cart_add",
-    "cart_removes": "cart_remove",
-    "favs": "favorite",
-    "orders": "order",
-    "coupon_receives": "coupon_receive",
-    "coupon_redeems": "coupon_redeem",
-}
+# user_daily counter -> ActivityWeights field (weights are keyed by the event type it counts)
+WEIGHT_FIELDS: dict[str, str] = COUNTERS
 LIFECYCLE_STAGES: tuple[str, ...] = ("new", "active", "silent", "churned")
 
 
@@ -120,16 +111,40 @@ def daily_user_metrics(user_daily_df: DataFrame) -> DataFrame:
     )
 
 
-def daily_affinity(user_daily_df: DataFrame, weights: ActivityWeights) -> DataFrame:
-    """user_daily rows -> user_id x event_date x dim x key with the day's integer activity score."""
+def _scored_keys(user_daily_df: DataFrame, weights: ActivityWeights) -> DataFrame:
+    """One row per user_daily row and dimension: user_id, event_date, dim, key, integer score."""
     w = weights.model_dump()
     score = sum((F.col(c) * F.lit(w[f]) for c, f in WEIGHT_FIELDS.items()), F.lit(0)).cast("long")
     keyed = F.array(*[F.struct(F.lit(d).alias("dim"), F.col(c).alias("key")) for d, c in AFFINITY_DIMS.items()])
     return (
         user_daily_df.select("user_id", "event_date", score.alias("score"), F.explode(keyed).alias("k"))
         .filter(F.col("k.key").isNotNull())
-        .groupBy("user_id", "event_date", F.col("k.dim").alias("dim"), F.col("k.key").alias("key"))
+        .select("user_id", "event_date", F.col("k.dim").alias("dim"), F.col("k.key").alias("key"), "score")
+    )
+
+
+def daily_affinity(user_daily_df: DataFrame, weights: ActivityWeights) -> DataFrame:
+    """user_daily rows -> user_id x event_date x dim x key with the day's integer activity score."""
+    return (
+        _scored_keys(user_daily_df, weights)
+        .groupBy("user_id", "event_date", "dim", "key")
         .agg(F.sum("score").cast("long").alias("score"))
+    )
+
+
+def window_affinity(user_daily_df: DataFrame, weights: ActivityWeights, as_of: date) -> DataFrame:
+    """30-day scores at ``as_of`` straight from user_daily in one aggregation (the full rebuild's path).
+
+    Equal to ``full_affinity(daily_affinity(user_daily_df, weights), as_of)`` (integer sums), minus
+    one shuffle of the per-day rows.
+    """
+    start = as_of - timedelta(days=AFFINITY_WINDOW - 1)
+    in_window = user_daily_df.filter(F.col("event_date").between(_lit_date(start), _lit_date(as_of)))
+    return (
+        _scored_keys(in_window, weights)
+        .groupBy("user_id", "dim", "key")
+        .agg(F.sum("score").cast("long").alias("score"))
+        .filter(F.col("score") > 0)
     )
 
 
@@ -178,6 +193,7 @@ def incremental_state(prev_state_df: DataFrame, metrics_df: DataFrame, as_of: da
     return (
         prev_state_df.select(*STATE_COLUMNS)
         .unionByName(delta_df)
+        .repartition("user_id")
         .groupBy("user_id")
         .agg(
             F.min("first_seen_date").alias("first_seen_date"),
@@ -208,9 +224,11 @@ def incremental_affinity(prev_affinity_df: DataFrame, affinity_df: DataFrame, as
     delta_df = affinity_df.filter(day.isin(_lit_date(as_of), _lit_date(leaving))).select(
         "user_id", "dim", "key", F.when(day == _lit_date(as_of), F.col("score")).otherwise(-F.col("score")).alias("score")
     )
+    # Shuffled by user once: the per-key sums here and the per-user top ids after keep that layout.
     return (
         prev_affinity_df.select("user_id", "dim", "key", "score")
         .unionByName(delta_df)
+        .repartition("user_id")
         .groupBy("user_id", "dim", "key")
         .agg(F.sum("score").cast("long").alias("score"))
         .filter(F.col("score") > 0)
@@ -250,17 +268,27 @@ def with_lifecycle_stage(state_df: DataFrame, as_of: date, config: TagConfig) ->
 
 
 def with_consumption_level(state_df: DataFrame) -> DataFrame:
-    """0 without spend, else the spend quintile 1..5 among the snapshot's spenders (see module doc)."""
+    """0 without spend, else the spend quintile 1..5 among the snapshot's spenders (see module doc).
+
+    A spender's rank is 1 + the number of spenders with a strictly lower spend (ties share the lowest
+    rank). It is computed over the distinct spend values (a small table: value, count, rank) that is
+    broadcast back to the users, instead of a window over all users, which Spark can only run as one
+    sorted partition on one core.
+    """
     spender = F.col("gmv_cents_90d") > 0
-    # Non-spenders sort first, so a spender's rank among spenders is its overall rank minus their count.
-    order = Window.orderBy(spender.cast("int"), F.col("gmv_cents_90d"))
-    everyone = Window.partitionBy()
-    n_spenders = F.sum(spender.cast("long")).over(everyone)
-    n_others = F.count(F.lit(1)).over(everyone) - n_spenders
-    rank = F.rank().over(order) - n_others
-    # the guard keeps ANSI mode from dividing by zero when nobody spent (the level is unused then)
-    level = F.floor((rank - 1) * 5 / F.when(n_spenders > 0, n_spenders)).cast("int") + 1
-    return state_df.withColumn("consumption_level", F.when(spender, level).otherwise(F.lit(0)).cast("int"))
+    values = state_df.filter(spender).groupBy("gmv_cents_90d").agg(F.count(F.lit(1)).alias("_n"))
+    lower = Window.orderBy("gmv_cents_90d").rowsBetween(Window.unboundedPreceding, -1)
+    ranks = values.select(
+        "gmv_cents_90d",
+        (F.coalesce(F.sum("_n").over(lower), F.lit(0)) + 1).alias("_rank"),
+        F.sum("_n").over(Window.partitionBy()).alias("_n_spenders"),
+    )
+    level = (F.floor((F.col("_rank") - 1) * 5 / F.col("_n_spenders")).cast("int") + 1).cast("int")
+    return (
+        state_df.join(F.broadcast(ranks), "gmv_cents_90d", "left")
+        .withColumn("consumption_level", F.when(spender, level).otherwise(F.lit(0)).cast("int"))
+        .drop("_rank", "_n_spenders")
+    )
 
 
 def with_coupon_sensitivity(state_df: DataFrame) -> DataFrame:
@@ -278,18 +306,18 @@ def with_cart_abandoner(state_df: DataFrame) -> DataFrame:
 
 
 def top_ids(affinity_state_df: DataFrame, top_n: int) -> DataFrame:
-    """user_id + top_<dim>_ids arrays: highest 30-day score first, ties by id ascending."""
-    ranked = affinity_state_df.withColumn(
-        "rn",
-        F.row_number().over(Window.partitionBy("user_id", "dim").orderBy(F.col("score").desc(), F.col("key"))),
-    ).filter(F.col("rn") <= top_n)
-    aggs = [
-        F.transform(
-            F.array_sort(F.collect_list(F.when(F.col("dim") == d, F.struct("rn", "key")))), lambda s: s["key"]
-        ).alias(f"top_{d}_ids")
-        for d in AFFINITY_DIMS
-    ]
-    return ranked.groupBy("user_id").agg(*aggs)
+    """user_id + top_<dim>_ids arrays: highest 30-day score first, ties by id ascending.
+
+    One aggregation per user: each dimension's (−score, key) pairs are collected, sorted and cut to
+    ``top_n`` (a user has a handful of ids per dimension, so no window sort over all rows is needed).
+    """
+    aggs = []
+    for d in AFFINITY_DIMS:
+        pairs = F.collect_list(
+            F.when(F.col("dim") == d, F.struct((-F.col("score")).alias("neg_score"), F.col("key").alias("key")))
+        )
+        aggs.append(F.transform(F.slice(F.array_sort(pairs), 1, top_n), lambda s: s["key"]).alias(f"top_{d}_ids"))
+    return affinity_state_df.groupBy("user_id").agg(*aggs)
 
 
 def build_user_tags(state_df: DataFrame, affinity_state_df: DataFrame, as_of: date, config: TagConfig) -> DataFrame:
@@ -395,9 +423,11 @@ def run_tags(
         aff_df = incremental_affinity(prev_aff, daily_affinity(days_df, config.weights), day)
         mode = "incremental"
     else:
-        hist_df = user_daily_df.filter(F.col("event_date") <= _lit_date(day))
+        # One shuffle by user up front: the per-user-day and per-user aggregations, the per-user
+        # affinity and the final join all keep that partitioning instead of shuffling again.
+        hist_df = user_daily_df.filter(F.col("event_date") <= _lit_date(day)).repartition("user_id")
         state_df = full_state(daily_user_metrics(hist_df), day)
-        aff_df = full_affinity(daily_affinity(hist_df, config.weights), day)
+        aff_df = window_affinity(hist_df, config.weights, day)
         mode = "full"
         reason = f"full rebuild from user_daily history up to {day}: {reason}"
 

@@ -39,6 +39,7 @@ from dmp.tags import (
     full_affinity,
     full_state,
     run_tags,
+    window_affinity,
 )
 from tests.test_aggregate import make_event, write_events
 
@@ -297,3 +298,14 @@ def test_tags_refuse_a_day_whose_aggregates_are_missing(spark, lake):
     )
     with pytest.raises(DmpError, match=f"dmp aggregate --date {T}"):
         run_tags(spark, lake, T, TagConfig(), skip_checks=True)
+
+
+@pytest.mark.parametrize("as_of", [T, d(29), d(30), d(60)])
+def test_window_affinity_equals_the_per_day_path(spark, as_of: date) -> None:
+    """The full rebuild's one-aggregation affinity gives exactly the per-day path's 30-day scores."""
+    daily = build_user_daily(spark.createDataFrame(ROWS, EVENTS))
+    weights = TagConfig().weights
+    direct = window_affinity(daily, weights, as_of)
+    per_day = full_affinity(daily_affinity(daily, weights), as_of)
+    assert direct.count() > 0
+    assert_df_equality(direct, per_day, ignore_row_order=True, ignore_nullable=True)

@@ -100,13 +100,25 @@ def test_daily_steps_on_standalone_equal_local(cluster: dict[str, str], tmp_path
     day = json.loads((landing / "truth" / "summary.json").read_text())["end"]
     env = {**os.environ, "DMP_SHUFFLE_PARTITIONS": "2", "PYSPARK_PYTHON": sys.executable}
     lakes = {"cluster": str(tmp_path / "lake_cluster"), "local": str(tmp_path / "lake_local")}
-    for name, master in (("cluster", cluster["MASTER"]), ("local", "local[2]")):
-        lake = lakes[name]
-        _submit(
-            master, "ingest", ["--lake", lake, "--source", str(landing), "--date", day, "--skip-checks"], env
-        )
-        _submit(master, "aggregate", ["--lake", lake, "--date", day, "--skip-checks"], env)
-        _submit(master, "tags", ["--lake", lake, "--date", day, "--skip-checks"], env)
+    # The cluster side: the three jobs, each its own application, exactly as the DAG submits them.
+    lake = lakes["cluster"]
+    _submit(
+        cluster["MASTER"], "ingest", ["--lake", lake, "--source", str(landing), "--date", day, "--skip-checks"], env
+    )
+    _submit(cluster["MASTER"], "aggregate", ["--lake", lake, "--date", day, "--skip-checks"], env)
+    _submit(cluster["MASTER"], "tags", ["--lake", lake, "--date", day, "--skip-checks"], env)
+    # The reference side: the same library calls the jobs make, in this process's local[2] session
+    # (three spark-submits fewer: a JVM start each).
+    from dmp.aggregate import aggregate_day
+    from dmp.dates import parse_date
+    from dmp.ingest import run_ingest
+    from dmp.tag_config import TagConfig
+    from dmp.tags import run_tags
+
+    as_of = parse_date(day)
+    run_ingest(spark, lakes["local"], str(landing), "jsonl", [as_of], skip_checks=True)
+    aggregate_day(spark, lakes["local"], as_of, skip_checks=True)
+    run_tags(spark, lakes["local"], as_of, TagConfig(), skip_checks=True)
 
     # The three applications really ran on the cluster (the master lists them as completed).
     with urllib.request.urlopen(f"{cluster['UI']}/json/", timeout=10) as resp:
