@@ -45,6 +45,12 @@ def parse_size(text: str) -> int:
         raise SystemExit(f"--sizes: cannot read {text!r} (expected e.g. 200k, 1M, 5M)") from exc
 
 
+def shuffle_partitions_for(events: int) -> int:
+    """8 up to 5M events (the library default; more only adds tasks and small files there), then one
+    per ~625k events: 32 at 20M, where 8 partitions ran a 4g heap out of memory."""
+    return max(8, -(-events // 625_000))
+
+
 @dataclass
 class Timer:
     seconds: float = 0.0
@@ -311,16 +317,16 @@ def main(
     out_root = Path(out).resolve()
     out_root.mkdir(parents=True, exist_ok=True)
     # 20M events in one local session: 8 shuffle partitions of ~2.5M wide rows each ran the 4g
-    # driver out of heap during ingest; more, smaller partitions (AQE coalesces them back on the
-    # small sizes) and a bigger heap fit the 24 GiB bench machine. The environment wins if set.
+    # driver out of heap during ingest. A bigger heap fits the 24 GiB bench machine, and the shuffle
+    # partitions follow the size (shuffle_partitions_for) unless DMP_SHUFFLE_PARTITIONS is set.
     os.environ.setdefault("DMP_DRIVER_MEMORY", "12g")
-    os.environ.setdefault("DMP_SHUFFLE_PARTITIONS", "32")
+    fixed_partitions = os.environ.get("DMP_SHUFFLE_PARTITIONS")
     spark = get_spark("dmp-bench")
     threads = int(spark.sparkContext.defaultParallelism)
     report: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "spark_master": spark.sparkContext.master, "duckdb_threads": threads,
                     "driver_memory": os.environ["DMP_DRIVER_MEMORY"],
-                    "shuffle_partitions": os.environ["DMP_SHUFFLE_PARTITIONS"],
+                    "shuffle_partitions": fixed_partitions or "per size (shuffle_partitions_for)",
                     "load_avg_at_start": os.getloadavg()},
         "command": " ".join(["python -m bench.run", *sys.argv[1:]]),
         "runs": [],
@@ -328,7 +334,11 @@ def main(
     results_file = out_root / "results.json"
     try:
         for label in sizes:
-            run = run_size(spark, label, parse_size(label), days, out_root, seed, threads, workers, reuse_bronze)
+            events = parse_size(label)
+            partitions = int(fixed_partitions) if fixed_partitions else shuffle_partitions_for(events)
+            spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
+            run = run_size(spark, label, events, days, out_root, seed, threads, workers, reuse_bronze)
+            run["shuffle_partitions"] = partitions
             report["runs"].append(run)
             results_file.write_text(json.dumps(report, indent=2, default=str))
             print_run(run)
@@ -348,7 +358,8 @@ def print_run(run: dict[str, Any]) -> None:
         else f"ingest reused from an earlier run; aggregate {s['aggregate_s']}s + tags {s['tags_full_s']}s"
     )
     print(
-        f"[{run['size']}] {run['events']:,} events, {run['users']:,} users, {run['days']} days\n"
+        f"[{run['size']}] {run['events']:,} events, {run['users']:,} users, {run['days']} days,"
+        f" {run.get('shuffle_partitions')} shuffle partitions\n"
         f"  spark : {ingest}"
         f" (aggregate+tags {s['aggregate_tags_s']}s -> {s['aggregate_tags_events_per_s']:,} events/s)\n"
         f"  duckdb: aggregate {d['aggregate_s']}s + tags {d['tags_s']}s = {d['total_s']}s"
