@@ -24,12 +24,13 @@ demo: setup
 	bash infra/demo.sh
 
 # The Python install and the MinIO build are independent: do them side by side. The tests run on
-# two pytest-xdist workers, one file per worker at a time (a file's fixtures stay in one process).
+# two pytest-xdist workers, one file per worker at a time (a file's fixtures stay in one process),
+# in collection order: tests/conftest.py puts the two slow files first, so they start right away.
 PYTEST_WORKERS ?= 2
 test:
 	$(MAKE) -j2 setup minio
 	$(BIN)/ruff check dmp jobs dags tests bench
-	$(BIN)/pytest -q tests -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -q tests -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Pipeline vs DuckDB (BENCH_SIZES=1M,5M,20M for the full run), delivery vs plain boto3 on MinIO.
 # Packs vs DuckDB need a built lake: python -m bench.bench_packs --lake L --date D (bench/README.md).
