@@ -264,14 +264,25 @@ def run_size(
             ing = run_ingest(spark, lake, str(data), "jsonl", skip_checks=True)
         lake_stamp.write_text(json.dumps(params))
     n_events = lk.read_table(spark, lake, lk.EVENTS).count()
-    with Timer() as t_agg:
-        aggregate_days(spark, lake, all_days, skip_checks=True)
     last = all_days[-1]
-    with Timer() as t_tags:
-        run_tags(spark, lake, last, cfg, full=True, skip_checks=True)
-    spark_total = t_ingest.seconds + t_agg.seconds + t_tags.seconds
-    spark_agg_tags = t_agg.seconds + t_tags.seconds
+
+    def spark_agg_tags() -> tuple[Timer, Timer]:
+        with Timer() as t_agg:
+            aggregate_days(spark, lake, all_days, skip_checks=True)
+        with Timer() as t_tags:
+            run_tags(spark, lake, last, cfg, full=True, skip_checks=True)
+        return t_agg, t_tags
+
+    # "cold": the first aggregate + tags in this JVM, as a daily spark-submit job runs them (the JIT
+    # has not compiled Spark's hot paths yet). "warm": the same work again in the same session (it
+    # replaces the same partitions: idempotent), i.e. the engine's steady state.
+    t_agg, t_tags = spark_agg_tags()
+    cold_check = spark_check(spark, lake, last)
+    w_agg, w_tags = spark_agg_tags()
     full_check = spark_check(spark, lake, last)
+    spark_total = t_ingest.seconds + t_agg.seconds + t_tags.seconds
+    spark_agg_tags_s = t_agg.seconds + t_tags.seconds
+    warm_s = w_agg.seconds + w_tags.seconds
     result["events"] = n_events
     result["spark"] = {
         "ingest_s": t_ingest.seconds if ing else None,
@@ -280,17 +291,26 @@ def run_size(
         "tags_full_s": t_tags.seconds,
         "total_s": round(spark_total, 3) if ing else None,
         "events_per_s": round(n_events / spark_total) if ing else None,
-        "aggregate_tags_s": round(spark_agg_tags, 3),
-        "aggregate_tags_events_per_s": round(n_events / spark_agg_tags),
+        "aggregate_tags_s": round(spark_agg_tags_s, 3),
+        "aggregate_tags_events_per_s": round(n_events / spark_agg_tags_s),
+        "warm_aggregate_s": w_agg.seconds,
+        "warm_tags_full_s": w_tags.seconds,
+        "warm_aggregate_tags_s": round(warm_s, 3),
+        "rerun_same_results": cold_check == full_check,
         "check": full_check,
     }
 
     files = active_parquet_files(spark, lake, lk.EVENTS)
     duck = duckdb_run(files, last, cfg, out_root / f"duckdb_{label}", threads)
+    duck_warm = duckdb_run(files, last, cfg, out_root / f"duckdb_{label}", threads)
     duck["events_per_s"] = round(n_events / duck["total_s"])
+    duck["warm_aggregate_s"] = duck_warm["aggregate_s"]
+    duck["warm_tags_s"] = duck_warm["tags_s"]
+    duck["warm_total_s"] = duck_warm["total_s"]
     result["duckdb"] = duck
-    result["ratio_spark_over_duckdb"] = round(spark_agg_tags / duck["total_s"], 2)
-    result["same_results"] = duck["check"] == full_check
+    result["ratio_spark_over_duckdb"] = round(spark_agg_tags_s / duck["total_s"], 2)
+    result["ratio_warm_spark_over_duckdb"] = round(warm_s / duck_warm["total_s"], 2)
+    result["same_results"] = duck["check"] == full_check == duck_warm["check"]
 
     inc: dict[str, Any] = {}
     for history in (7, 30):
@@ -300,8 +320,13 @@ def run_size(
         run_tags(spark, lake, base, cfg, full=True, skip_checks=True)
         with Timer() as t_inc:
             res = run_tags(spark, lake, day, cfg, skip_checks=True)
-        inc[f"after_{history}_days"] = {"date": day.isoformat(), "seconds": t_inc.seconds, "mode": res.mode,
-                                        "users": res.users}
+        inc[f"after_{history}_days"] = {
+            "date": day.isoformat(),
+            "seconds": t_inc.seconds,
+            "mode": res.mode,
+            "users": res.users,
+            "us_per_user": round(t_inc.seconds / max(res.users, 1) * 1e6, 1),
+        }
     if days == 31:
         # the timed run above rebuilt the last day incrementally over the full snapshot: must match
         inc["incremental_equals_full_rebuild"] = spark_check(spark, lake, last) == full_check
@@ -364,8 +389,9 @@ def print_run(run: dict[str, Any]) -> None:
         f" (aggregate+tags {s['aggregate_tags_s']}s -> {s['aggregate_tags_events_per_s']:,} events/s)\n"
         f"  duckdb: aggregate {d['aggregate_s']}s + tags {d['tags_s']}s = {d['total_s']}s"
         f" -> {d['events_per_s']:,} events/s\n"
-        f"  ratio spark/duckdb (aggregate+tags): {run['ratio_spark_over_duckdb']}x;"
-        f" same results: {run['same_results']}"
+        f"  ratio spark/duckdb (aggregate+tags): {run['ratio_spark_over_duckdb']}x cold (first run in the JVM);"
+        f" warm (second run, both engines): spark {s['warm_aggregate_tags_s']}s / duckdb {d['warm_total_s']}s"
+        f" = {run['ratio_warm_spark_over_duckdb']}x; same results: {run['same_results']}"
     )
     for key, val in run["incremental"].items():
         print(f"  incremental {key}: {val}")

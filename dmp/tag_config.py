@@ -67,8 +67,9 @@ class TagConfig(BaseModel):
     weights: ActivityWeights = Field(default_factory=ActivityWeights)
 
     def state_fingerprint(self) -> str:
-        """Hash of the settings baked into the incremental state (only the activity weights)."""
-        payload = json.dumps({"v": 1, "weights": self.weights.model_dump()}, sort_keys=True)
+        """Hash of what is baked into the incremental state: the activity weights and the state format
+        (``v``: 2 since the 30-day scores moved into the state row as maps)."""
+        payload = json.dumps({"v": 2, "weights": self.weights.model_dump()}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

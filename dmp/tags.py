@@ -25,13 +25,18 @@ Tag definitions (windows end on as_of_date inclusive: a 90-day window is as_of-8
   highest activity score over 30 days (score = sum of per-event weights, dmp.tag_config.ActivityWeights),
   ties broken by id ascending; null ids (e.g. Taobao rows have no store/brand) are ignored; [] if none.
 
-Incremental: the snapshot is derived from a per-user state (``gold/user_tag_state``: all-time dates
-and rolling window sums) and a per-user-per-id activity state (``gold/user_affinity_state``: 30-day
-scores). state(D) = state(D-1) + user_daily(D) - user_daily(D-7 / D-30 / D-90) for the 7 / 30 /
-90-day sums, so a daily run reads four user_daily partitions plus yesterday's state, whatever the
-length of history. Without yesterday's state (first run, a gap, changed weights) or with ``--full``
-the state is rebuilt from the whole user_daily history up to D; both paths give identical results
-because every sum is an integer (counts, cents, scores).
+Incremental: the snapshot is derived from one per-user state row (``gold/user_tag_state``, one
+partition per as_of_date): all-time dates, rolling window sums, and the 30-day activity scores per
+id (``category_scores``, ``brand_scores``, ``store_scores``: [{id, score}] with score > 0, ranked by
+score descending then id ascending, so the top ids are a prefix).
+state(D) = state(D-1) + user_daily(D) - user_daily(D-7 / D-30 / D-90) for the 7 / 30 / 90-day sums,
+and scores(D) = scores(D-1) + day D - day D-30, merged (and re-ranked) only for the users those two
+days touch; every other user's row passes through unchanged. So a daily run
+reads four user_daily partitions plus yesterday's state, whatever the length of history, and costs
+one pass over the users (one row each), not over their per-id history. Without yesterday's state
+(first run, a gap, changed weights, an older state format) or with ``--full`` the state is rebuilt
+from the whole user_daily history up to D; both paths give identical results because every sum is an
+integer (counts, cents, scores).
 """
 
 from __future__ import annotations
@@ -49,7 +54,6 @@ from dmp.schemas import USER_TAGS
 from dmp.tag_config import ActivityWeights, TagConfig
 
 USER_TAG_STATE = "gold/user_tag_state"
-USER_AFFINITY_STATE = "gold/user_affinity_state"
 
 # Per-user per-day base metrics taken from user_daily.
 BASE_METRICS: tuple[str, ...] = (
@@ -76,15 +80,20 @@ WINDOWED: dict[str, tuple[str, int]] = {
 }
 WINDOW_LENGTHS: tuple[int, ...] = tuple(sorted({n for _, n in WINDOWED.values()}))
 AFFINITY_WINDOW = 30
-STATE_COLUMNS: list[str] = [
+# dimension name -> user_daily column; the order is the order of the output columns.
+AFFINITY_DIMS: dict[str, str] = {"category": "category_id", "brand": "brand_id", "store": "store_id"}
+# dimension name -> state column holding the user's 30-day scores: [{id, score}] with score > 0,
+# ranked by score descending then id ascending (so the top ids are a prefix: no sort per snapshot)
+SCORE_COLUMNS: dict[str, str] = {d: f"{d}_scores" for d in AFFINITY_DIMS}
+SUM_COLUMNS: list[str] = [
     "user_id",
     "first_seen_date",
     "last_active_date",
     "last_order_date",
     *WINDOWED,
 ]
-# dimension name -> user_daily column; the order is the order of the output columns.
-AFFINITY_DIMS: dict[str, str] = {"category": "category_id", "brand": "brand_id", "store": "store_id"}
+STATE_COLUMNS: list[str] = [*SUM_COLUMNS, *SCORE_COLUMNS.values()]
+SCORES_TYPE = "array<struct<id:string,score:bigint>>"
 # user_daily counter -> ActivityWeights field (weights are keyed by the event type it counts)
 WEIGHT_FIELDS: dict[str, str] = COUNTERS
 LIFECYCLE_STAGES: tuple[str, ...] = ("new", "active", "silent", "churned")
@@ -111,16 +120,25 @@ def daily_user_metrics(user_daily_df: DataFrame) -> DataFrame:
     )
 
 
-def _scored_keys(user_daily_df: DataFrame, weights: ActivityWeights) -> DataFrame:
-    """One row per user_daily row and dimension: user_id, event_date, dim, key, integer score."""
+def _score_col(weights: ActivityWeights) -> Column:
     w = weights.model_dump()
-    score = sum((F.col(c) * F.lit(w[f]) for c, f in WEIGHT_FIELDS.items()), F.lit(0)).cast("long")
+    return sum((F.col(c) * F.lit(w[f]) for c, f in WEIGHT_FIELDS.items()), F.lit(0)).cast("long")
+
+
+def _explode_keys(scored_df: DataFrame, *keep: str) -> DataFrame:
+    """Rows with a ``score`` and the three id columns -> one row per non-null id: ``keep``, dim, key, score."""
     keyed = F.array(*[F.struct(F.lit(d).alias("dim"), F.col(c).alias("key")) for d, c in AFFINITY_DIMS.items()])
     return (
-        user_daily_df.select("user_id", "event_date", score.alias("score"), F.explode(keyed).alias("k"))
+        scored_df.select(*keep, "score", F.explode(keyed).alias("k"))
         .filter(F.col("k.key").isNotNull())
-        .select("user_id", "event_date", F.col("k.dim").alias("dim"), F.col("k.key").alias("key"), "score")
+        .select(*keep, F.col("k.dim").alias("dim"), F.col("k.key").alias("key"), "score")
     )
+
+
+def _scored_keys(user_daily_df: DataFrame, weights: ActivityWeights) -> DataFrame:
+    """One row per user_daily row and dimension: user_id, event_date, dim, key, integer score."""
+    scored = user_daily_df.select("user_id", "event_date", *AFFINITY_DIMS.values(), _score_col(weights).alias("score"))
+    return _explode_keys(scored, "user_id", "event_date")
 
 
 def daily_affinity(user_daily_df: DataFrame, weights: ActivityWeights) -> DataFrame:
@@ -133,15 +151,29 @@ def daily_affinity(user_daily_df: DataFrame, weights: ActivityWeights) -> DataFr
 
 
 def window_affinity(user_daily_df: DataFrame, weights: ActivityWeights, as_of: date) -> DataFrame:
-    """30-day scores at ``as_of`` straight from user_daily in one aggregation (the full rebuild's path).
+    """30-day scores at ``as_of`` straight from user_daily (the full rebuild's path).
 
-    Equal to ``full_affinity(daily_affinity(user_daily_df, weights), as_of)`` (integer sums), minus
-    one shuffle of the per-day rows.
+    Equal to ``full_affinity(daily_affinity(user_daily_df, weights), as_of)`` (integer sums). The
+    window's rows are first summed per user x store x brand x category (the same combination recurs
+    across days: about half the rows at 20M events), then split into the three dimensions, so the
+    per-id aggregation sees far fewer rows than one per user_daily row and dimension.
     """
     start = as_of - timedelta(days=AFFINITY_WINDOW - 1)
     in_window = user_daily_df.filter(F.col("event_date").between(_lit_date(start), _lit_date(as_of)))
+    combos = in_window.groupBy("user_id", *AFFINITY_DIMS.values()).agg(F.sum(_score_col(weights)).cast("long").alias("_s"))
     return (
-        _scored_keys(in_window, weights)
+        _explode_keys(combos.select("user_id", *AFFINITY_DIMS.values(), F.col("_s").alias("score")), "user_id")
+        .groupBy("user_id", "dim", "key")
+        .agg(F.sum("score").cast("long").alias("score"))
+        .filter(F.col("score") > 0)
+    )
+
+
+def full_affinity(affinity_df: DataFrame, as_of: date) -> DataFrame:
+    """30-day scores per user x dim x key at ``as_of`` from the per-day affinity history."""
+    start = as_of - timedelta(days=AFFINITY_WINDOW - 1)
+    return (
+        affinity_df.filter(F.col("event_date").between(_lit_date(start), _lit_date(as_of)))
         .groupBy("user_id", "dim", "key")
         .agg(F.sum("score").cast("long").alias("score"))
         .filter(F.col("score") > 0)
@@ -165,73 +197,131 @@ def full_state(metrics_df: DataFrame, as_of: date) -> DataFrame:
         F.max("event_date").alias("last_active_date"),
         F.max(F.when(F.col("orders") > 0, F.col("event_date"))).alias("last_order_date"),
         *sums,
-    ).select(*STATE_COLUMNS)
+    ).select(*SUM_COLUMNS)
 
 
-def incremental_state(prev_state_df: DataFrame, metrics_df: DataFrame, as_of: date) -> DataFrame:
+def _ranked(sorted_entries: Column) -> Column:
+    """An array of (neg_score, id, score) structs sorted ascending -> the ranked [{id, score}] column."""
+    return F.arrays_zip(sorted_entries["id"], sorted_entries["score"]).cast(SCORES_TYPE)
+
+
+def _rank_entry(score: Column, key: Column) -> Column:
+    # natural struct order = score descending, then id ascending
+    return F.struct((-score).alias("neg_score"), key.alias("id"), score.alias("score"))
+
+
+def ranked_scores(scores_df: DataFrame) -> DataFrame:
+    """(user_id, dim, key, score) rows, one per user x dim x key -> user_id + one ranked [{id, score}]
+    column per dimension (SCORE_COLUMNS)."""
+    aggs = [
+        _ranked(F.array_sort(F.collect_list(F.when(F.col("dim") == d, _rank_entry(F.col("score"), F.col("key"))))))
+        .alias(col)
+        for d, col in SCORE_COLUMNS.items()
+    ]
+    return scores_df.groupBy("user_id").agg(*aggs)
+
+
+def score_delta_maps(scores_df: DataFrame) -> DataFrame:
+    """(user_id, dim, key, signed score) rows -> user_id + one map<id, score change> per dimension."""
+    aggs = [
+        F.map_from_entries(
+            F.collect_list(F.when(F.col("dim") == d, F.struct(F.col("key"), F.col("score").cast("long"))))
+        ).alias(col)
+        for d, col in SCORE_COLUMNS.items()
+    ]
+    return scores_df.groupBy("user_id").agg(*aggs)
+
+
+def _no_scores() -> Column:
+    return F.array().cast(SCORES_TYPE)
+
+
+def with_scores(sums_df: DataFrame, scores_df: DataFrame) -> DataFrame:
+    """Per-user sums + per-user ranked scores -> state rows (STATE_COLUMNS; users without scores get [])."""
+    joined = sums_df.join(scores_df, "user_id", "left")
+    return joined.select(*SUM_COLUMNS, *[F.coalesce(F.col(c), _no_scores()).alias(c) for c in SCORE_COLUMNS.values()])
+
+
+def full_state_with_scores(user_daily_df: DataFrame, as_of: date, weights: ActivityWeights) -> DataFrame:
+    """The whole state at ``as_of`` from the user_daily history (the full rebuild).
+
+    user_daily is shuffled by user once per branch: the per-user-day and per-user sums, the per-id
+    scores, their ranking and the join all keep that partitioning.
+    """
+    hist = user_daily_df.filter(F.col("event_date") <= _lit_date(as_of)).repartition("user_id")
+    sums = full_state(daily_user_metrics(hist), as_of)
+    scores = ranked_scores(window_affinity(hist, weights, as_of))
+    return with_scores(sums, scores)
+
+
+def _merge_scores(prev: Column, delta: Column) -> Column:
+    """Ranked scores + a map of score changes -> ranked scores; ids whose score drops to 0 are removed
+    (every weight is >= 1, so a zero score means no activity on that id in the window)."""
+    zero = F.lit(0).cast("long")
+    merged = F.map_filter(
+        F.map_zip_with(
+            F.map_from_entries(F.coalesce(prev, _no_scores())),
+            delta,
+            lambda _k, a, b: F.coalesce(a, zero) + F.coalesce(b, zero),
+        ),
+        lambda _k, v: v > 0,
+    )
+    return _ranked(F.array_sort(F.transform(F.map_entries(merged), lambda e: _rank_entry(e["value"], e["key"]))))
+
+
+def incremental_state(
+    prev_state_df: DataFrame, user_daily_df: DataFrame, as_of: date, weights: ActivityWeights
+) -> DataFrame:
     """State at ``as_of`` = state at as_of-1 + the day as_of - the days leaving each window.
 
-    ``metrics_df`` must hold (at least) the days as_of and as_of-N for every window length N; other
-    days are ignored.
+    ``user_daily_df`` must hold (at least) the days as_of and as_of-N for every window length N
+    (7, 30, 90); other days are ignored. Yesterday's state is joined once with one delta row per
+    user touched by those days; untouched users pass through unchanged.
     """
     day = F.col("event_date")
     today = day == _lit_date(as_of)
+    relevant = [as_of] + [as_of - timedelta(days=n) for n in WINDOW_LENGTHS]
+    days_df = user_daily_df.filter(day.isin([_lit_date(d) for d in relevant]))
     deltas = []
     for name, (base, n) in WINDOWED.items():
         leaving = day == _lit_date(as_of - timedelta(days=n))
-        deltas.append(
-            F.when(today, F.col(base)).when(leaving, -F.col(base)).otherwise(0).cast("long").alias(name)
-        )
-    relevant = [as_of] + [as_of - timedelta(days=n) for n in WINDOW_LENGTHS]
-    delta_df = metrics_df.filter(day.isin([_lit_date(d) for d in relevant])).select(
-        "user_id",
-        F.when(today, day).alias("first_seen_date"),
-        F.when(today, day).alias("last_active_date"),
-        F.when(today & (F.col("orders") > 0), day).alias("last_order_date"),
+        deltas.append(F.sum(F.when(today, F.col(base)).when(leaving, -F.col(base)).otherwise(0)).cast("long").alias(name))
+    sums_delta = daily_user_metrics(days_df).groupBy("user_id").agg(
+        F.min(F.when(today, day)).alias("first_seen_date"),
+        F.max(F.when(today, day)).alias("last_active_date"),
+        F.max(F.when(today & (F.col("orders") > 0), day)).alias("last_order_date"),
         *deltas,
     )
-    return (
-        prev_state_df.select(*STATE_COLUMNS)
-        .unionByName(delta_df)
-        .repartition("user_id")
-        .groupBy("user_id")
-        .agg(
-            F.min("first_seen_date").alias("first_seen_date"),
-            F.max("last_active_date").alias("last_active_date"),
-            F.max("last_order_date").alias("last_order_date"),
-            *[F.sum(c).cast("long").alias(c) for c in WINDOWED],
-        )
-        .select(*STATE_COLUMNS)
-    )
-
-
-def full_affinity(affinity_df: DataFrame, as_of: date) -> DataFrame:
-    """30-day scores per user x dim x key at ``as_of`` from the per-day affinity history."""
-    start = as_of - timedelta(days=AFFINITY_WINDOW - 1)
-    return (
-        affinity_df.filter(F.col("event_date").between(_lit_date(start), _lit_date(as_of)))
+    leaving_aff = as_of - timedelta(days=AFFINITY_WINDOW)
+    score_delta = (
+        _scored_keys(days_df.filter(day.isin(_lit_date(as_of), _lit_date(leaving_aff))), weights)
+        .withColumn("score", F.when(day == _lit_date(as_of), F.col("score")).otherwise(-F.col("score")))
         .groupBy("user_id", "dim", "key")
         .agg(F.sum("score").cast("long").alias("score"))
-        .filter(F.col("score") > 0)
+        .filter(F.col("score") != 0)
     )
-
-
-def incremental_affinity(prev_affinity_df: DataFrame, affinity_df: DataFrame, as_of: date) -> DataFrame:
-    """30-day scores at ``as_of`` = scores at as_of-1 + day as_of - day as_of-30 (zero scores dropped:
-    every weight is >= 1, so a zero score means no activity on that id in the window)."""
-    leaving = as_of - timedelta(days=AFFINITY_WINDOW)
-    day = F.col("event_date")
-    delta_df = affinity_df.filter(day.isin(_lit_date(as_of), _lit_date(leaving))).select(
-        "user_id", "dim", "key", F.when(day == _lit_date(as_of), F.col("score")).otherwise(-F.col("score")).alias("score")
+    delta = sums_delta.join(score_delta_maps(score_delta), "user_id", "left").select(
+        "user_id", *[F.col(c).alias(f"d_{c}") for c in STATE_COLUMNS[1:]]
     )
-    # Shuffled by user once: the per-key sums here and the per-user top ids after keep that layout.
-    return (
-        prev_affinity_df.select("user_id", "dim", "key", "score")
-        .unionByName(delta_df)
-        .repartition("user_id")
-        .groupBy("user_id", "dim", "key")
-        .agg(F.sum("score").cast("long").alias("score"))
-        .filter(F.col("score") > 0)
+    p = prev_state_df.select(*STATE_COLUMNS)
+    j = p.join(delta, "user_id", "full_outer")
+
+    def prev_or_delta(c: str) -> Column:
+        return F.coalesce(F.col(c), F.lit(0).cast("long")) + F.coalesce(F.col(f"d_{c}"), F.lit(0).cast("long"))
+
+    return j.select(
+        "user_id",
+        F.least("first_seen_date", "d_first_seen_date").alias("first_seen_date"),
+        F.greatest("last_active_date", "d_last_active_date").alias("last_active_date"),
+        F.greatest("last_order_date", "d_last_order_date").alias("last_order_date"),
+        *[prev_or_delta(c).alias(c) for c in WINDOWED],
+        *[
+            # only users touched today (or by the day leaving the window) are re-ranked
+            F.when(F.col(f"d_{c}").isNull(), F.coalesce(F.col(c), _no_scores()))
+            .otherwise(_merge_scores(F.col(c), F.col(f"d_{c}")))
+            .alias(c)
+            for c in SCORE_COLUMNS.values()
+        ],
     )
 
 
@@ -305,25 +395,13 @@ def with_cart_abandoner(state_df: DataFrame) -> DataFrame:
     return state_df.withColumn("is_cart_abandoner", (F.col("carts_7d") > 0) & (F.col("orders_7d") == 0))
 
 
-def top_ids(affinity_state_df: DataFrame, top_n: int) -> DataFrame:
-    """user_id + top_<dim>_ids arrays: highest 30-day score first, ties by id ascending.
-
-    One aggregation per user: each dimension's (−score, key) pairs are collected, sorted and cut to
-    ``top_n`` (a user has a handful of ids per dimension, so no window sort over all rows is needed).
-    """
-    aggs = []
-    for d in AFFINITY_DIMS:
-        pairs = F.collect_list(
-            F.when(F.col("dim") == d, F.struct((-F.col("score")).alias("neg_score"), F.col("key").alias("key")))
-        )
-        aggs.append(F.transform(F.slice(F.array_sort(pairs), 1, top_n), lambda s: s["key"]).alias(f"top_{d}_ids"))
-    return affinity_state_df.groupBy("user_id").agg(*aggs)
+def top_ids(scores: Column, top_n: int) -> Column:
+    """The ``top_n`` ids of a ranked [{id, score}] column (highest score first, ties by id ascending)."""
+    return F.slice(scores, 1, top_n)["id"]
 
 
-def build_user_tags(state_df: DataFrame, affinity_state_df: DataFrame, as_of: date, config: TagConfig) -> DataFrame:
+def build_user_tags(state_df: DataFrame, as_of: date, config: TagConfig) -> DataFrame:
     """The gold/user_tags snapshot (exactly the USER_TAGS columns) from the state at ``as_of``."""
-    empty = F.array().cast("array<string>")
-    tops = top_ids(affinity_state_df, config.top_n)
     tags_df = (
         state_df.transform(with_rfm, as_of)
         .transform(with_lifecycle_stage, as_of, config)
@@ -331,10 +409,9 @@ def build_user_tags(state_df: DataFrame, affinity_state_df: DataFrame, as_of: da
         .transform(with_coupon_sensitivity)
         .transform(with_cart_abandoner)
         .withColumn("as_of_date", _lit_date(as_of))
-        .join(tops, "user_id", "left")
     )
-    for d in AFFINITY_DIMS:
-        tags_df = tags_df.withColumn(f"top_{d}_ids", F.coalesce(F.col(f"top_{d}_ids"), empty))
+    for d, c in SCORE_COLUMNS.items():
+        tags_df = tags_df.withColumn(f"top_{d}_ids", top_ids(F.col(c), config.top_n))
     return tags_df.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in USER_TAGS.fields])
 
 
@@ -366,9 +443,7 @@ def _previous_state_ok(spark: SparkSession, lake: str, prev_day: date, fingerpri
     if row is None:
         return False, f"no state for {prev_day} (first run or a gap)"
     if row["state_fingerprint"] != fingerprint:
-        return False, f"state for {prev_day} was built with other activity weights"
-    if not lk.table_exists(spark, lake, USER_AFFINITY_STATE):
-        return False, f"no {USER_AFFINITY_STATE} table"
+        return False, f"state for {prev_day} was built with other activity weights or an older state format"
     return True, f"state of {prev_day} + user_daily of {as_window_days(prev_day + timedelta(days=1))}"
 
 
@@ -418,34 +493,22 @@ def run_tags(
         needed = [day] + [day - timedelta(days=n) for n in WINDOW_LENGTHS]
         days_df = _partition(user_daily_df, "event_date", needed)
         prev_state = _partition(lk.read_table(spark, lake, USER_TAG_STATE), "as_of_date", [prev])
-        prev_aff = _partition(lk.read_table(spark, lake, USER_AFFINITY_STATE), "as_of_date", [prev])
-        state_df = incremental_state(prev_state, daily_user_metrics(days_df), day)
-        aff_df = incremental_affinity(prev_aff, daily_affinity(days_df, config.weights), day)
+        state_df = incremental_state(prev_state, days_df, day, config.weights)
         mode = "incremental"
     else:
-        # One shuffle by user up front: the per-user-day and per-user aggregations, the per-user
-        # affinity and the final join all keep that partitioning instead of shuffling again.
-        hist_df = user_daily_df.filter(F.col("event_date") <= _lit_date(day)).repartition("user_id")
-        state_df = full_state(daily_user_metrics(hist_df), day)
-        aff_df = window_affinity(hist_df, config.weights, day)
+        state_df = full_state_with_scores(user_daily_df, day, config.weights)
         mode = "full"
         reason = f"full rebuild from user_daily history up to {day}: {reason}"
 
-    state_df = state_df.withColumn("as_of_date", _lit_date(day)).withColumn(
-        "state_fingerprint", F.lit(fingerprint)
-    ).persist()
-    aff_df = aff_df.withColumn("as_of_date", _lit_date(day)).persist()
-    try:
-        condition = lk.replace_where_condition("as_of_date", [day])
-        lk.overwrite_partitions(aff_df, lake, USER_AFFINITY_STATE, ["as_of_date"], condition)
-        tags_df = build_user_tags(state_df, aff_df, day, config)
-        lk.overwrite_partitions(tags_df, lake, lk.USER_TAGS, ["as_of_date"], condition)
-        # The user state is written last: its presence is what lets the next day go incremental.
-        lk.overwrite_partitions(state_df, lake, USER_TAG_STATE, ["as_of_date"], condition)
-        users = state_df.count()
-    finally:
-        state_df.unpersist()
-        aff_df.unpersist()
+    condition = lk.replace_where_condition("as_of_date", [day])
+    state_df = state_df.withColumn("as_of_date", _lit_date(day)).withColumn("state_fingerprint", F.lit(fingerprint))
+    # mergeSchema: a state table written by an older dmp (no score maps) gains the new columns; its
+    # rows carry an older fingerprint, so they are never read as yesterday's state.
+    lk.overwrite_partitions(state_df, lake, USER_TAG_STATE, ["as_of_date"], condition, merge_schema=True)
+    # The snapshot is derived from the state just written (read back: one row per user, no recompute).
+    state_now = _partition(lk.read_table(spark, lake, USER_TAG_STATE), "as_of_date", [day])
+    lk.overwrite_partitions(build_user_tags(state_now, day, config), lake, lk.USER_TAGS, ["as_of_date"], condition)
+    users = state_now.count()
     if not skip_checks:
         from dmp.quality import run_gate
 

@@ -132,3 +132,19 @@ def test_range_is_one_pass_with_one_partition_per_date(spark, lake):
     assert [(r.day, r.events, r.rows) for r in results] == [(D1, 14, 5), (D2, 1, 1), (empty_day, 0, 0)]
     per_day = {r["event_date"]: r["n"] for r in lk.read_table(spark, lake, lk.USER_DAILY).groupBy("event_date").agg(F.count("*").alias("n")).collect()}
     assert per_day == {D1: 5, D2: 1}
+
+
+def test_user_daily_keeps_file_statistics_on_user_id_only(spark, lake):
+    """user_daily is created with delta.dataSkippingStatsColumns = user_id (lake.STATS_COLUMNS): the
+    other columns' min/max prune nothing and cost write time; row counts are still recorded."""
+    import json
+    from pathlib import Path
+
+    write_events(spark, lake, EVENT_ROWS)
+    aggregate_day(spark, lake, D1, skip_checks=True)
+    props = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES delta.`{lk.table_path(lake, lk.USER_DAILY)}`").collect()}
+    assert props["delta.dataSkippingStatsColumns"] == "user_id"
+    log = Path(lk.table_path(lake, lk.USER_DAILY)) / "_delta_log" / "00000000000000000000.json"
+    stats = [json.loads(json.loads(line)["add"]["stats"]) for line in log.read_text().splitlines() if '"add"' in line]
+    assert stats and all(set(s["minValues"]) == {"user_id"} for s in stats)
+    assert sum(s["numRecords"] for s in stats) == 5
