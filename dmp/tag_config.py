@@ -68,7 +68,7 @@ class TagConfig(BaseModel):
 
     def state_fingerprint(self) -> str:
         """Hash of what is baked into the incremental state: the activity weights and the state format
-        (``v``: 2 since the 30-day scores moved into the state row as maps)."""
+        (``v``: 2 since the ranked 30-day scores moved into the state row)."""
         payload = json.dumps({"v": 2, "weights": self.weights.model_dump()}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

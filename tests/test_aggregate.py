@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
@@ -137,9 +139,6 @@ def test_range_is_one_pass_with_one_partition_per_date(spark, lake):
 def test_user_daily_keeps_file_statistics_on_user_id_only(spark, lake):
     """user_daily is created with delta.dataSkippingStatsColumns = user_id (lake.STATS_COLUMNS): the
     other columns' min/max prune nothing and cost write time; row counts are still recorded."""
-    import json
-    from pathlib import Path
-
     write_events(spark, lake, EVENT_ROWS)
     aggregate_day(spark, lake, D1, skip_checks=True)
     props = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES delta.`{lk.table_path(lake, lk.USER_DAILY)}`").collect()}

@@ -349,3 +349,29 @@ def test_full_rebuild_state_equals_the_per_day_path(spark, as_of: date) -> None:
         # ub: cart C02 (3) ties three C06 views (3), ranked by id; then C04 and C05 with one view each
         assert scores("ub", "category_scores") == [("C02", 3), ("C06", 3), ("C04", 1), ("C05", 1)]
         assert scores("ud", "category_scores") == []
+
+
+def test_state_from_an_older_format_is_rebuilt_not_read(spark, lake):
+    """A user_tag_state written by the previous format (no score columns, v1 fingerprint) must not be
+    read as yesterday's state: the run falls back to a full rebuild, the table gains the score columns
+    (mergeSchema) and the snapshot equals the hand answers."""
+    write_events(spark, lake, ROWS)
+    daily = build_user_daily(spark.createDataFrame(ROWS, EVENTS))
+    days = sorted({r[2] for r in ROWS})
+    lk.overwrite_partitions(daily, lake, lk.USER_DAILY, ["event_date"], lk.replace_where_condition("event_date", days))
+    old = (
+        full_state(daily_user_metrics(daily), d(1))
+        .withColumn("as_of_date", F.lit(d(1)).cast("date"))
+        .withColumn("state_fingerprint", F.lit("v1-fingerprint00"))
+    )
+    lk.overwrite_partitions(old, lake, USER_TAG_STATE, ["as_of_date"], lk.replace_where_condition("as_of_date", [d(1)]))
+
+    res = run_tags(spark, lake, T, TagConfig(), skip_checks=True)
+    assert res.mode == "full" and "older state format" in res.reason
+    state_cols = lk.read_table(spark, lake, USER_TAG_STATE).columns
+    assert set(SCORE_COLUMNS.values()) <= set(state_cols)
+    tags_t = _read(spark, lake, lk.USER_TAGS, T)
+    check(tags_t, RFM, EXPECTED_RFM)
+    check(tags_t, TOPS, EXPECTED_TOPS)
+    # and the next day goes incremental from the new-format state
+    assert run_tags(spark, lake, T + timedelta(days=1), TagConfig(), skip_checks=True).mode == "incremental"
