@@ -8,8 +8,9 @@ Per size (events):
 3. DuckDB (same process, ``threads`` = Spark's cores): the same aggregation and tag SQL
    (definitions of dmp/aggregate.py and dmp/tags.py) on the bronze/events Parquet files Spark
    wrote (the Delta table's active files), writing Parquet; results are cross-checked with Spark's;
-4. incremental tags: full snapshot on day 7 / day 30 of history (not timed), then the timed daily
-   incremental run of the next day; its output is checked against the full rebuild.
+4. incremental tags: full snapshot on day 7 / 30 / 60 of history (not timed; 60 needs ``--days 61``),
+   then the timed daily incremental run of the next day; the last one is checked against the full
+   rebuild.
 
 events/s = valid events in bronze/events / seconds. The ratio compares the work both engines do
 (aggregate + tags); Spark's ingest (JSON parsing, quarantine, dedupe MERGE) has no DuckDB twin.
@@ -29,6 +30,11 @@ from typing import Any
 
 from dmp.aggregate import COUNTERS
 from dmp.tag_config import TagConfig
+
+# One timed daily incremental tags run after this many days of history (those shorter than --days).
+# 7 days: no day has left the 30-day window yet; 30: the first day leaves it (more users to merge);
+# 60 (with --days 61): the same work as 30 on twice the history, the "one day, not all of them" check.
+INCREMENTAL_HISTORIES: tuple[int, ...] = (7, 30, 60)
 
 # The DuckDB baseline counts exactly the event types the Spark aggregate counts.
 DUCK_COUNTERS: dict[str, str] = COUNTERS
@@ -313,9 +319,8 @@ def run_size(
     result["same_results"] = duck["check"] == full_check == duck_warm["check"]
 
     inc: dict[str, Any] = {}
-    for history in (7, 30):
-        if history >= days:
-            continue
+    histories = [h for h in INCREMENTAL_HISTORIES if h < days]
+    for history in histories:
         base, day = all_days[history - 1], all_days[history]
         run_tags(spark, lake, base, cfg, full=True, skip_checks=True)
         with Timer() as t_inc:
@@ -327,8 +332,8 @@ def run_size(
             "users": res.users,
             "us_per_user": round(t_inc.seconds / max(res.users, 1) * 1e6, 1),
         }
-    if days == 31:
-        # the timed run above rebuilt the last day incrementally over the full snapshot: must match
+    if histories and histories[-1] == days - 1:
+        # the last timed run rebuilt the last day incrementally over the full snapshot: must match
         inc["incremental_equals_full_rebuild"] = spark_check(spark, lake, last) == full_check
     result["incremental"] = inc
     return result

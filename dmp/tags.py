@@ -106,14 +106,18 @@ def _lit_date(d: date) -> Column:
 # ---------------------------------------------------------------- per-day inputs (pure transforms)
 
 
+def _gmv_cents() -> Column:
+    """user_daily.gmv is an exact DECIMAL(18,2) sum stored as double: back to exact integer cents."""
+    return (F.col("gmv").cast("decimal(18,2)") * 100).cast("long")
+
+
 def daily_user_metrics(user_daily_df: DataFrame) -> DataFrame:
     """user_daily rows -> one row per user_id x event_date with BASE_METRICS (gmv in integer cents)."""
     return user_daily_df.groupBy("user_id", "event_date").agg(
         F.sum("views").cast("long").alias("views"),
         F.sum("carts").cast("long").alias("carts"),
         F.sum("orders").cast("long").alias("orders"),
-        # user_daily.gmv is an exact DECIMAL(18,2) sum stored as double: back to exact cents.
-        F.sum((F.col("gmv").cast("decimal(18,2)") * 100).cast("long")).alias("gmv_cents"),
+        F.sum(_gmv_cents()).alias("gmv_cents"),
         F.sum("coupon_receives").cast("long").alias("coupon_receives"),
         F.sum("coupon_redeems").cast("long").alias("coupon_redeems"),
         F.lit(1).cast("long").alias("active"),
@@ -184,7 +188,8 @@ def full_affinity(affinity_df: DataFrame, as_of: date) -> DataFrame:
 
 
 def full_state(metrics_df: DataFrame, as_of: date) -> DataFrame:
-    """State at ``as_of`` from the complete per-day history (rows after as_of are ignored)."""
+    """State sums at ``as_of`` from the per-user-day metrics (daily_user_metrics; rows after as_of are
+    ignored). The reference for history_sums, which the full rebuild uses."""
     hist = metrics_df.filter(F.col("event_date") <= _lit_date(as_of))
     sums = [
         F.sum(
@@ -196,6 +201,45 @@ def full_state(metrics_df: DataFrame, as_of: date) -> DataFrame:
         F.min("event_date").alias("first_seen_date"),
         F.max("event_date").alias("last_active_date"),
         F.max(F.when(F.col("orders") > 0, F.col("event_date"))).alias("last_order_date"),
+        *sums,
+    ).select(*SUM_COLUMNS)
+
+
+def history_sums(user_daily_df: DataFrame, as_of: date) -> DataFrame:
+    """The same sums as ``full_state(daily_user_metrics(user_daily_df), as_of)`` in one aggregation.
+
+    Every window sum is a plain sum over user_daily rows, so the per-user-day step is not needed,
+    except for the active-day counts: a user has several user_daily rows a day (one per store x
+    brand x category). Those are counted exactly with a bitmask: bit k set = active k days before
+    as_of, OR-ed over the rows, then the set bits counted (windows up to 63 days fit a long). One
+    aggregation instead of two, and its partial step runs before the shuffle.
+    """
+    day = F.col("event_date")
+    age = F.datediff(_lit_date(as_of), day)
+    hist = user_daily_df.filter(day <= _lit_date(as_of))
+    per_row = {
+        "views": F.col("views"),
+        "carts": F.col("carts"),
+        "orders": F.col("orders"),
+        "gmv_cents": _gmv_cents(),
+        "coupon_receives": F.col("coupon_receives"),
+        "coupon_redeems": F.col("coupon_redeems"),
+    }
+    zero = F.lit(0).cast("long")
+    sums = []
+    for name, (base, n) in WINDOWED.items():
+        if base == "active":
+            if n > 63:
+                raise ValueError(f"{name}: active-day windows over 63 days do not fit the bitmask")
+            day_bit = F.call_function("shiftleft", F.lit(1).cast("long"), age)
+            bits = F.bit_or(F.when(age < n, day_bit).otherwise(zero))
+            sums.append(F.bit_count(bits).cast("long").alias(name))
+        else:
+            sums.append(F.sum(F.when(age < n, per_row[base]).otherwise(zero)).cast("long").alias(name))
+    return hist.groupBy("user_id").agg(
+        F.min(day).alias("first_seen_date"),
+        F.max(day).alias("last_active_date"),
+        F.max(F.when(F.col("orders") > 0, day)).alias("last_order_date"),
         *sums,
     ).select(*SUM_COLUMNS)
 
@@ -245,11 +289,13 @@ def with_scores(sums_df: DataFrame, scores_df: DataFrame) -> DataFrame:
 def full_state_with_scores(user_daily_df: DataFrame, as_of: date, weights: ActivityWeights) -> DataFrame:
     """The whole state at ``as_of`` from the user_daily history (the full rebuild).
 
-    user_daily is shuffled by user once per branch: the per-user-day and per-user sums, the per-id
-    scores, their ranking and the join all keep that partitioning.
+    The sums are one aggregation whose partial step runs before its shuffle (history_sums). The
+    scores' window is shuffled by user first: the per-combination and per-id sums and the ranking
+    then all keep that partitioning (partial aggregation before the shuffle would hardly shrink the
+    rows: a combination rarely recurs within one day).
     """
+    sums = history_sums(user_daily_df, as_of)
     hist = user_daily_df.filter(F.col("event_date") <= _lit_date(as_of)).repartition("user_id")
-    sums = full_state(daily_user_metrics(hist), as_of)
     scores = ranked_scores(window_affinity(hist, weights, as_of))
     return with_scores(sums, scores)
 

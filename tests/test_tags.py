@@ -39,6 +39,7 @@ from dmp.tags import (
     full_affinity,
     full_state,
     full_state_with_scores,
+    history_sums,
     ranked_scores,
     run_tags,
     window_affinity,
@@ -323,6 +324,36 @@ def test_window_affinity_equals_the_per_day_path(spark, as_of: date) -> None:
     per_day = full_affinity(daily_affinity(daily, weights), as_of)
     assert direct.count() > 0
     assert_df_equality(direct, per_day, ignore_row_order=True, ignore_nullable=True)
+
+
+@pytest.mark.parametrize("as_of", [T, d(6), d(30), d(89), T + timedelta(days=200)])
+def test_history_sums_equal_the_per_user_day_path(spark, as_of: date) -> None:
+    """The full rebuild's one-aggregation sums (active days by bitmask) equal the per-user-day path
+    at window edges and long after the last event (every window empty)."""
+    daily = build_user_daily(spark.createDataFrame(ROWS, EVENTS))
+    direct = history_sums(daily, as_of)
+    assert_df_equality(
+        direct, full_state(daily_user_metrics(daily), as_of), ignore_row_order=True, ignore_nullable=True
+    )
+    if as_of > T:
+        assert direct.filter("active_days_30d != 0 OR views_30d != 0 OR orders_90d != 0").count() == 0
+
+
+def test_active_days_count_days_not_rows(spark) -> None:
+    """Several user_daily rows on one day (one per store x brand x category) are one active day; the
+    window's first day counts, the day before it does not."""
+    rows = [
+        make_event("a1", T, "ux", "view", "S001", "B001", "C01", None, None),
+        make_event("a2", T, "ux", "view", "S002", "B002", "C02", None, None),
+        make_event("a3", T, "ux", "cart_add", "S003", "B003", "C03", None, None),
+        make_event("a4", d(29), "ux", "view", "S001", "B001", "C01", None, None),
+        make_event("a5", d(30), "ux", "view", "S001", "B001", "C01", None, None),
+    ]
+    daily = build_user_daily(spark.createDataFrame(rows, EVENTS))
+    assert daily.count() == 5
+    row = history_sums(daily, T).first()
+    assert (row["active_days_30d"], row["views_30d"], row["carts_30d"]) == (2, 3, 1)
+    assert (row["first_seen_date"], row["last_active_date"], row["last_order_date"]) == (d(30), T, None)
 
 
 @pytest.mark.parametrize("as_of", [T, d(30)])
