@@ -73,8 +73,14 @@ def revisit_sql(spec: Any, run_date: date, daily: str) -> str:
     from dmp.packs import BEHAVIOR_COLUMNS
 
     scope = spec.scope
-    conds = [f"event_date BETWEEN {_sql_value(window_start(run_date, spec.window_days))} AND {_sql_value(run_date)}"]
-    for col, ids in (("store_id", scope.store_ids), ("brand_id", scope.brand_ids), ("category_id", scope.category_ids)):
+    conds = [
+        f"event_date BETWEEN {_sql_value(window_start(run_date, spec.window_days))} AND {_sql_value(run_date)}"
+    ]
+    for col, ids in (
+        ("store_id", scope.store_ids),
+        ("brand_id", scope.brand_ids),
+        ("category_id", scope.category_ids),
+    ):
         if ids:
             conds.append(f"{col} IN ({', '.join(_sql_value(i) for i in ids)})")
     behaviour = " + ".join(BEHAVIOR_COLUMNS[b] for b in spec.behaviors)
@@ -120,10 +126,18 @@ def main(argv: list[str] | None = None) -> int:
     report = build_packs(spark, root, args.segments, run_date)
     result["build_all_s"] = round(time.perf_counter() - t0, 2)
     result["packs"] = {
-        r.segment: {"status": r.status, "size": r.size, "holdout": r.holdout_size, "error": r.error,
-                    "lookalike": {k: r.metrics.get("lookalike", {}).get(k) for k in ("recall_at_k", "random_recall_at_k",
-                                                                                      "lift", "auc", "n_seed", "k")}
-                    if "lookalike" in r.metrics else None}
+        r.segment: {
+            "status": r.status,
+            "size": r.size,
+            "holdout": r.holdout_size,
+            "error": r.error,
+            "lookalike": {
+                k: r.metrics.get("lookalike", {}).get(k)
+                for k in ("recall_at_k", "random_recall_at_k", "lift", "auc", "n_seed", "k")
+            }
+            if "lookalike" in r.metrics
+            else None,
+        }
         for r in report.results
     }
 
@@ -138,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     spec_set = load_specs(args.segments)
     compare: dict[str, Any] = {}
     for name, spec in sorted(spec_set.specs.items()):
-        if spec.kind not in ("rule", "store_revisit") or (spec.kind == "store_revisit" and spec.where is not None):
+        if spec.kind not in ("rule", "store_revisit") or (
+            spec.kind == "store_revisit" and spec.where is not None
+        ):
             continue
         t0 = time.perf_counter()
         if spec.kind == "rule":
@@ -147,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
             sql = f"SELECT user_id FROM {tags_src} WHERE as_of_date = {_sql_value(run_date)} AND {where_sql(spec.where)}"
         else:
             daily_df = lk.read_table(spark, root, lk.USER_DAILY)
-            spark_users = {r["user_id"] for r in store_revisit_candidates(daily_df, spec, run_date).select("user_id").collect()}
+            spark_users = {
+                r["user_id"]
+                for r in store_revisit_candidates(daily_df, spec, run_date).select("user_id").collect()
+            }
             sql = revisit_sql(spec, run_date, daily_src)
         spark_s = time.perf_counter() - t0
         t0 = time.perf_counter()

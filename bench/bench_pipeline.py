@@ -74,7 +74,8 @@ class Timer:
 
 def duck_aggregate_sql(files_sql: str) -> str:
     counters = ",\n  ".join(
-        f"count(*) FILTER (WHERE event_type = '{etype}')::BIGINT AS {name}" for name, etype in DUCK_COUNTERS.items()
+        f"count(*) FILTER (WHERE event_type = '{etype}')::BIGINT AS {name}"
+        for name, etype in DUCK_COUNTERS.items()
     )
     amount = (
         "CASE WHEN event_type = 'order' THEN "
@@ -119,10 +120,10 @@ WITH m AS (
 ), s AS (
   SELECT user_id, min(event_date) AS first_seen_date, max(event_date) AS last_active_date,
     max(CASE WHEN orders > 0 THEN event_date END) AS last_order_date,
-    {win('orders', 90)} AS orders_90d, {win('gmv_cents', 90)} AS gmv_cents_90d,
-    {win('coupon_receives', 90)} AS coupon_receives_90d, {win('coupon_redeems', 90)} AS coupon_redeems_90d,
-    {win('views', 30)} AS views_30d, {win('carts', 30)} AS carts_30d, {win('orders', 30)} AS orders_30d,
-    {win('1', 30)} AS active_days_30d, {win('carts', 7)} AS carts_7d, {win('orders', 7)} AS orders_7d
+    {win("orders", 90)} AS orders_90d, {win("gmv_cents", 90)} AS gmv_cents_90d,
+    {win("coupon_receives", 90)} AS coupon_receives_90d, {win("coupon_redeems", 90)} AS coupon_redeems_90d,
+    {win("views", 30)} AS views_30d, {win("carts", 30)} AS carts_30d, {win("orders", 30)} AS orders_30d,
+    {win("1", 30)} AS active_days_30d, {win("carts", 7)} AS carts_7d, {win("orders", 7)} AS orders_7d
   FROM m GROUP BY ALL
 ), aff AS (
   SELECT user_id, dim, key, sum(score) AS score FROM (
@@ -354,10 +355,14 @@ def main(
     spark = get_spark("dmp-bench")
     threads = int(spark.sparkContext.defaultParallelism)
     report: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "spark_master": spark.sparkContext.master, "duckdb_threads": threads,
-                    "driver_memory": os.environ["DMP_DRIVER_MEMORY"],
-                    "shuffle_partitions": fixed_partitions or "per size (shuffle_partitions_for)",
-                    "load_avg_at_start": os.getloadavg()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "spark_master": spark.sparkContext.master,
+            "duckdb_threads": threads,
+            "driver_memory": os.environ["DMP_DRIVER_MEMORY"],
+            "shuffle_partitions": fixed_partitions or "per size (shuffle_partitions_for)",
+            "load_avg_at_start": os.getloadavg(),
+        },
         "command": " ".join(["python -m bench.run", *sys.argv[1:]]),
         "runs": [],
     }

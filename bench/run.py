@@ -12,10 +12,15 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="200k", help="comma-separated event counts, e.g. 1M,5M,20M")
     parser.add_argument(
-        "--days", type=int, default=31, help="days of history (31: incremental after 7 and 30 days; 61: also after 60)"
+        "--days",
+        type=int,
+        default=31,
+        help="days of history (31: incremental after 7 and 30 days; 61: also after 60)",
     )
     parser.add_argument("--out", default="bench_out")
     parser.add_argument("--seed", type=int, default=7)

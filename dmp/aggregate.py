@@ -64,7 +64,11 @@ def build_user_daily(events_df: DataFrame) -> DataFrame:
         for name, etype in COUNTERS.items()
     ]
     aggs.append(F.sum(order_amount_cents_col()).alias("_gmv_cents"))
-    out = events_df.groupBy(*KEY_COLS).agg(*aggs).withColumn("gmv", F.col("_gmv_cents").cast("double") / F.lit(100.0))
+    out = (
+        events_df.groupBy(*KEY_COLS)
+        .agg(*aggs)
+        .withColumn("gmv", F.col("_gmv_cents").cast("double") / F.lit(100.0))
+    )
     return out.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in USER_DAILY.fields])
 
 
@@ -93,7 +97,11 @@ def aggregate_days(
     wanted = [F.lit(d).cast("date") for d in sorted(set(days))]
     events_df = lk.read_table(spark, lake, lk.EVENTS).filter(F.col("event_date").isin(wanted))
     lk.overwrite_partitions(
-        build_user_daily(events_df), lake, lk.USER_DAILY, ["event_date"], lk.replace_where_condition("event_date", days)
+        build_user_daily(events_df),
+        lake,
+        lk.USER_DAILY,
+        ["event_date"],
+        lk.replace_where_condition("event_date", days),
     )
     # Per-day counts from the partitions just written (a narrow read of the counter columns): cheaper
     # than caching the aggregate to count it, and it reports what the table really holds.
@@ -109,7 +117,9 @@ def aggregate_days(
         from dmp.quality import run_gate
 
         run_gate(written, "silver_user_daily")
-    return [AggregateResult(day=d, events=per_day.get(d, (0, 0))[0], rows=per_day.get(d, (0, 0))[1]) for d in days]
+    return [
+        AggregateResult(day=d, events=per_day.get(d, (0, 0))[0], rows=per_day.get(d, (0, 0))[1]) for d in days
+    ]
 
 
 def aggregate_day(spark: SparkSession, lake: str, day: date, *, skip_checks: bool = False) -> AggregateResult:

@@ -23,7 +23,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """Open DMP pipeline. Every command takes --lake (default: $DMP_LAKE, else ./lakehouse)."""

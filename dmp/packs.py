@@ -118,7 +118,13 @@ def _or(cols: list[Column | None]) -> Column:
 
 def scope_col(scope: Scope) -> Column:
     """Row in scope: every list given must match (store AND brand AND category)."""
-    return _and([_in("store_id", scope.store_ids), _in("brand_id", scope.brand_ids), _in("category_id", scope.category_ids)])
+    return _and(
+        [
+            _in("store_id", scope.store_ids),
+            _in("brand_id", scope.brand_ids),
+            _in("category_id", scope.category_ids),
+        ]
+    )
 
 
 def targets_col(targets: Targets, categories: list[str] | None = None) -> Column:
@@ -145,8 +151,14 @@ def store_revisit_candidates(daily_df: DataFrame, spec: SegmentSpec, run_date: d
     out_df = per_user_df.filter(F.col("score") > 0)
     if spec.exclude_purchasers:
         out_df = out_df.filter(F.col("_orders") == 0)
-    detail = F.concat_ws(", ", *[F.format_string(f"{b}=%d", F.col(c)) for b, c in zip(spec.behaviors, counters, strict=True)])
-    reason = F.format_string(f"store_revisit: %s in scope over {spec.window_days}d, last %s", detail, F.col("last_active").cast("string"))
+    detail = F.concat_ws(
+        ", ", *[F.format_string(f"{b}=%d", F.col(c)) for b, c in zip(spec.behaviors, counters, strict=True)]
+    )
+    reason = F.format_string(
+        f"store_revisit: %s in scope over {spec.window_days}d, last %s",
+        detail,
+        F.col("last_active").cast("string"),
+    )
     return out_df.select("user_id", "score", reason.alias("reason"), "last_active")
 
 
@@ -170,7 +182,9 @@ def competitor_intercept_candidates(daily_df: DataFrame, spec: SegmentSpec, run_
         )
     )
     if spec.own is not None:
-        ours_df = window_df.filter(targets_col(spec.own, spec.categories) & (F.col("orders") > 0)).select("user_id")
+        ours_df = window_df.filter(targets_col(spec.own, spec.categories) & (F.col("orders") > 0)).select(
+            "user_id"
+        )
         comp_df = comp_df.join(ours_df, "user_id", "left_anti")
     verb = "ordered" if spec.action == "order" else "viewed"
     reason = F.format_string(
@@ -288,7 +302,10 @@ def to_pack_rows(cands_df: DataFrame, spec: SegmentSpec, run_date: date, deliver
         "deliverable": F.lit(deliverable),
     }
     return cands_df.select(
-        *[(values[f.name] if f.name in values else F.col(f.name)).cast(f.dataType).alias(f.name) for f in AUDIENCE_PACKS.fields]
+        *[
+            (values[f.name] if f.name in values else F.col(f.name)).cast(f.dataType).alias(f.name)
+            for f in AUDIENCE_PACKS.fields
+        ]
     )
 
 
@@ -298,10 +315,14 @@ def to_pack_rows(cands_df: DataFrame, spec: SegmentSpec, run_date: date, deliver
 
 def _tags_snapshot(spark: SparkSession, lake: str, run_date: date) -> DataFrame:
     if not lk.table_exists(spark, lake, lk.USER_TAGS):
-        raise DmpError(f"{lk.table_path(lake, lk.USER_TAGS)} does not exist: run `dmp tags --date {run_date}` first")
+        raise DmpError(
+            f"{lk.table_path(lake, lk.USER_TAGS)} does not exist: run `dmp tags --date {run_date}` first"
+        )
     tags_df = lk.read_table(spark, lake, lk.USER_TAGS).filter(F.col("as_of_date") == F.lit(run_date))
     if tags_df.limit(1).count() == 0:
-        raise DmpError(f"gold/user_tags has no snapshot for as_of_date {run_date}: run `dmp tags --date {run_date}` first")
+        raise DmpError(
+            f"gold/user_tags has no snapshot for as_of_date {run_date}: run `dmp tags --date {run_date}` first"
+        )
     return tags_df
 
 
@@ -311,7 +332,9 @@ def _user_daily(spark: SparkSession, lake: str) -> DataFrame:
     return lk.read_table(spark, lake, lk.USER_DAILY)
 
 
-def _segment_users(spark: SparkSession, lake: str, segments: list[str], run_date: date, what: str) -> DataFrame:
+def _segment_users(
+    spark: SparkSession, lake: str, segments: list[str], run_date: date, what: str
+) -> DataFrame:
     """All users (treatment and holdout) of other segments' packs for ``run_date``.
 
     A pack's existence is checked in ops/pack_runs because an empty pack has no rows.
@@ -348,11 +371,15 @@ def _suppressed_users(spark: SparkSession, lake: str, lists: list[str]) -> DataF
     missing = [name for name in lists if name not in present]
     if missing:
         # A misspelt list must not silently market to people who opted out.
-        raise SpecError(f"exclude.suppression_lists: list {missing[0]!r} is not in {lk.SUPPRESSION_LISTS}; {hint}")
+        raise SpecError(
+            f"exclude.suppression_lists: list {missing[0]!r} is not in {lk.SUPPRESSION_LISTS}; {hint}"
+        )
     return table_df.select("user_id")
 
 
-def _seed_users(spark: SparkSession, lake: str, spec: SegmentSpec, run_date: date, tags_df: DataFrame) -> DataFrame:
+def _seed_users(
+    spark: SparkSession, lake: str, spec: SegmentSpec, run_date: date, tags_df: DataFrame
+) -> DataFrame:
     assert spec.seed is not None
     if spec.seed.segment:
         return _segment_users(spark, lake, [spec.seed.segment], run_date, "seed.segment")
@@ -430,7 +457,9 @@ def build_pack_df(
         )
     if spec.exclude.suppression_lists:
         kept_df = filter_excluded(kept_df, _suppressed_users(spark, lake, spec.exclude.suppression_lists))
-    n_after_exclusions = kept_df.count() if (spec.exclude.segments or spec.exclude.suppression_lists) else n_candidates
+    n_after_exclusions = (
+        kept_df.count() if (spec.exclude.segments or spec.exclude.suppression_lists) else n_candidates
+    )
 
     grouped_df = kept_df.transform(limit_size, spec.max_size).transform(with_group, spec).persist()
     counts = grouped_df.agg(
@@ -546,8 +575,13 @@ def build_packs(
         if broken:
             failed.add(name)
             report.results.append(
-                PackResult(name, "failed", spec.kind, error=f"not built: depends on {broken[0]!r}, which failed",
-                           requested=requested)
+                PackResult(
+                    name,
+                    "failed",
+                    spec.kind,
+                    error=f"not built: depends on {broken[0]!r}, which failed",
+                    requested=requested,
+                )
             )
             continue
         try:
@@ -561,7 +595,13 @@ def build_packs(
             message = str(exc) if isinstance(exc, DmpError) else f"{type(exc).__name__}: {exc}"
             log.warning("segment %s failed for %s: %s", name, run_date, message)
             report.results.append(
-                PackResult(name, "failed", spec.kind, error=f"{spec_set.path_of[name]}: {message}", requested=requested)
+                PackResult(
+                    name,
+                    "failed",
+                    spec.kind,
+                    error=f"{spec_set.path_of[name]}: {message}",
+                    requested=requested,
+                )
             )
             continue
         report.results.append(

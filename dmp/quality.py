@@ -20,7 +20,9 @@ from pyspark.sql import DataFrame, SparkSession
 
 from dmp.errors import DmpError, QualityGateError
 
-EXPECTATIONS_DIR = Path(os.environ.get("DMP_EXPECTATIONS_DIR", Path(__file__).resolve().parents[1] / "expectations"))
+EXPECTATIONS_DIR = Path(
+    os.environ.get("DMP_EXPECTATIONS_DIR", Path(__file__).resolve().parents[1] / "expectations")
+)
 SUITES: tuple[str, ...] = ("bronze_events", "silver_user_daily", "gold_user_tags")
 # Which suite gates which lake table (used by `dmp validate --table`).
 TABLE_SUITES: dict[str, str] = {
@@ -51,7 +53,11 @@ def load_suite_config(suite: str) -> dict[str, Any]:
     if not isinstance(config, dict) or not isinstance(config.get("expectations"), list):
         raise DmpError(f"{path}: expected an object with an `expectations` list")
     for i, exp in enumerate(config["expectations"]):
-        if not isinstance(exp, dict) or not isinstance(exp.get("type"), str) or not isinstance(exp.get("kwargs"), dict):
+        if (
+            not isinstance(exp, dict)
+            or not isinstance(exp.get("type"), str)
+            or not isinstance(exp.get("kwargs"), dict)
+        ):
             raise DmpError(f"{path}: expectations[{i}] needs a string `type` and an object `kwargs`")
     return config
 
@@ -70,11 +76,17 @@ def build_suite(suite: str) -> Any:
     for i, exp in enumerate(config["expectations"]):
         try:
             expectations.append(
-                ExpectationConfiguration(type=exp["type"], kwargs=exp["kwargs"], meta=exp.get("meta")).to_domain_obj()
+                ExpectationConfiguration(
+                    type=exp["type"], kwargs=exp["kwargs"], meta=exp.get("meta")
+                ).to_domain_obj()
             )
         except Exception as exc:  # GX raises several unrelated types for a bad config
-            raise DmpError(f"{suite_path(suite)}: expectations[{i}] ({exp['type']}) is invalid: {exc}") from exc
-    return gx.ExpectationSuite(name=config.get("name", suite), expectations=expectations, meta=config.get("meta"))
+            raise DmpError(
+                f"{suite_path(suite)}: expectations[{i}] ({exp['type']}) is invalid: {exc}"
+            ) from exc
+    return gx.ExpectationSuite(
+        name=config.get("name", suite), expectations=expectations, meta=config.get("meta")
+    )
 
 
 def _get_context() -> Any:
@@ -111,7 +123,9 @@ def _describe_failure(res: Any) -> str:
     cfg = res.expectation_config
     kwargs = dict(cfg.kwargs)
     columns = kwargs.get("column") or kwargs.get("column_list") or kwargs.get("column_A")
-    where = f" on column {columns!r}" if isinstance(columns, str) else f" on columns {columns}" if columns else ""
+    where = (
+        f" on column {columns!r}" if isinstance(columns, str) else f" on columns {columns}" if columns else ""
+    )
     exc_info = res.exception_info or {}
     if exc_info.get("raised_exception"):
         return f"{cfg.type}{where}: could not run: {exc_info.get('exception_message')}"

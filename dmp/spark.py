@@ -28,7 +28,9 @@ def hadoop_aws_package() -> str:
 
     jars = Path(pyspark.__file__).parent / "jars"
     client = next(jars.glob("hadoop-client-api-*.jar"), None)
-    hadoop_version = client.name.removeprefix("hadoop-client-api-").removesuffix(".jar") if client else "3.4.1"
+    hadoop_version = (
+        client.name.removeprefix("hadoop-client-api-").removesuffix(".jar") if client else "3.4.1"
+    )
     return f"org.apache.hadoop:hadoop-aws:{hadoop_version}"
 
 
@@ -74,7 +76,9 @@ def get_spark(
     # Batch jobs want throughput, not short pauses: the parallel collector made a 20M-event aggregate
     # ~15% faster than the default G1 on 2 cores (bench/README.md). Local mode only: under spark-submit
     # the driver JVM is already running and the submitter's options apply.
-    settings["spark.driver.extraJavaOptions"] = os.environ.get("DMP_DRIVER_JAVA_OPTIONS", "-XX:+UseParallelGC")
+    settings["spark.driver.extraJavaOptions"] = os.environ.get(
+        "DMP_DRIVER_JAVA_OPTIONS", "-XX:+UseParallelGC"
+    )
     settings.update(conf or {})
     for key, value in settings.items():
         builder = builder.config(key, value)

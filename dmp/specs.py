@@ -48,7 +48,19 @@ KINDS: tuple[str, ...] = ("store_revisit", "competitor_intercept", "lookalike", 
 
 # Operators allowed per tag kind (dmp.schemas.TAG_COLUMN_KINDS). Array tags: ``contains`` one value,
 # ``in`` = contains at least one of the values, ``not_in`` = contains none of them.
-OPS: tuple[str, ...] = ("in", "not_in", "eq", "ne", "gt", "gte", "lt", "lte", "between", "contains", "is_null")
+OPS: tuple[str, ...] = (
+    "in",
+    "not_in",
+    "eq",
+    "ne",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "between",
+    "contains",
+    "is_null",
+)
 OPS_BY_KIND: dict[str, tuple[str, ...]] = {
     "number": ("eq", "ne", "gt", "gte", "lt", "lte", "between", "in", "not_in", "is_null"),
     "string": ("eq", "ne", "in", "not_in", "is_null"),
@@ -72,7 +84,9 @@ KIND_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "rule": (("where",), ()),
 }
 # ``where`` is common to every kind (``rule`` just requires it).
-KIND_SPECIFIC: frozenset[str] = frozenset(f for req, opt in KIND_FIELDS.values() for f in (*req, *opt)) - {"where"}
+KIND_SPECIFIC: frozenset[str] = frozenset(f for req, opt in KIND_FIELDS.values() for f in (*req, *opt)) - {
+    "where"
+}
 
 # Tags of the ``where`` union; they show up in pydantic error locations and are dropped from paths.
 _UNION_TAGS = {"<leaf>", "<all>", "<any>", "<not>"}
@@ -168,7 +182,8 @@ class TagFilter(_Model):
         op = given[0]
         if op not in allowed:
             raise _field_error(
-                op, f"operator {op!r} is not allowed for tag {self.tag!r} ({kind}); allowed: {', '.join(allowed)}"
+                op,
+                f"operator {op!r} is not allowed for tag {self.tag!r} ({kind}); allowed: {', '.join(allowed)}",
             )
         value = getattr(self, _op_attr(op))
         problem = _check_value(kind, op, value, self.tag)
@@ -308,12 +323,22 @@ class Expansion(_Model):
     @model_validator(mode="after")
     def _exactly_one(self) -> Expansion:
         if (self.size is None) == (self.ratio is None):
-            raise ValueError("give exactly one of size (number of users) or ratio (multiple of the seed size)")
+            raise ValueError(
+                "give exactly one of size (number of users) or ratio (multiple of the seed size)"
+            )
         return self
 
 
 Behavior = Literal[
-    "view", "click", "search", "cart_add", "cart_remove", "favorite", "order", "coupon_receive", "coupon_redeem"
+    "view",
+    "click",
+    "search",
+    "cart_add",
+    "cart_remove",
+    "favorite",
+    "order",
+    "coupon_receive",
+    "coupon_redeem",
 ]
 assert set(typing.get_args(Behavior)) == set(EVENT_TYPES)
 
@@ -363,7 +388,9 @@ class SegmentSpec(_Model):
         for name in sorted(KIND_SPECIFIC & self.model_fields_set):
             if name not in required and name not in optional:
                 owners = [k for k, (req, opt) in KIND_FIELDS.items() if name in req or name in opt]
-                raise _field_error(name, f"not used by kind {self.kind!r}; it belongs to kind {', '.join(owners)}")
+                raise _field_error(
+                    name, f"not used by kind {self.kind!r}; it belongs to kind {', '.join(owners)}"
+                )
         for name in required:
             if getattr(self, name) is None:
                 raise _field_error(name, f"required for kind {self.kind!r}")
@@ -414,7 +441,11 @@ class SpecIssue:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.field_path}: {self.message}" if self.field_path else f"{self.file}: {self.message}"
+        return (
+            f"{self.file}: {self.field_path}: {self.message}"
+            if self.field_path
+            else f"{self.file}: {self.message}"
+        )
 
 
 def _path(loc: tuple[Any, ...]) -> str:
@@ -431,7 +462,12 @@ def _path(loc: tuple[Any, ...]) -> str:
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The model class that validates the mapping at ``loc`` (to list its allowed fields)."""
-    tag_models: dict[str, type[BaseModel]] = {"<leaf>": TagFilter, "<all>": AllOf, "<any>": AnyOf, "<not>": NotOf}
+    tag_models: dict[str, type[BaseModel]] = {
+        "<leaf>": TagFilter,
+        "<all>": AllOf,
+        "<any>": AnyOf,
+        "<not>": NotOf,
+    }
     current: type[BaseModel] | None = SegmentSpec
     for part in loc:
         if isinstance(part, int):
@@ -525,14 +561,14 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """safe_load, but a key given twice in one mapping is an error (YAML silently keeps the last)."""
 
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+def _construct_mapping(
+    loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
+) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
         if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)
 
@@ -558,7 +594,15 @@ def _parse_file(path: Path) -> tuple[SegmentSpec | None, list[SpecIssue], str | 
         return None, [_yaml_issue(file, exc)], None
     if not isinstance(raw, dict):
         got = "an empty file" if raw is None else type(raw).__name__
-        return None, [SpecIssue(file, "(top level)", f"expected a mapping of spec fields (name, kind, ...), got {got}")], None
+        return (
+            None,
+            [
+                SpecIssue(
+                    file, "(top level)", f"expected a mapping of spec fields (name, kind, ...), got {got}"
+                )
+            ],
+            None,
+        )
     raw_name = raw.get("name") if isinstance(raw.get("name"), str) else None
     issues: list[SpecIssue] = []
     spec: SegmentSpec | None = None
@@ -568,7 +612,9 @@ def _parse_file(path: Path) -> tuple[SegmentSpec | None, list[SpecIssue], str | 
         issues.extend(issues_from_validation_error(file, exc))
     if raw_name is not None and path.stem != raw_name and re.fullmatch(NAME_PATTERN, raw_name):
         issues.append(
-            SpecIssue(file, "name", f"{raw_name!r} does not match the file name; name the file {raw_name}.yaml")
+            SpecIssue(
+                file, "name", f"{raw_name!r} does not match the file name; name the file {raw_name}.yaml"
+            )
         )
         spec = None
     return (spec if not issues else None), issues, raw_name
@@ -680,8 +726,11 @@ def load_specs(segments_dir: str | Path, paths: list[Path] | None = None) -> Spe
         stem = display[resolved].stem
         if stem in first_file:
             issues_by_file[resolved].append(
-                SpecIssue(str(display[resolved]), "name",
-                          f"duplicate segment name {stem!r} (also in {display[first_file[stem]]})")
+                SpecIssue(
+                    str(display[resolved]),
+                    "name",
+                    f"duplicate segment name {stem!r} (also in {display[first_file[stem]]})",
+                )
             )
             parsed.pop(resolved, None)
         else:
@@ -693,13 +742,19 @@ def load_specs(segments_dir: str | Path, paths: list[Path] | None = None) -> Spe
     # References to other segments.
     for resolved, spec in list(parsed.items()):
         file = str(display[resolved])
-        refs: list[tuple[str, str]] = [(f"exclude.segments[{i}]", s) for i, s in enumerate(spec.exclude.segments)]
+        refs: list[tuple[str, str]] = [
+            (f"exclude.segments[{i}]", s) for i, s in enumerate(spec.exclude.segments)
+        ]
         if spec.seed is not None and spec.seed.segment:
             refs.append(("seed.segment", spec.seed.segment))
         for fpath, ref in refs:
             if ref not in known_names:
                 issues_by_file[resolved].append(
-                    SpecIssue(file, fpath, f"unknown segment {ref!r}; known: {', '.join(sorted(known_names)) or '(none)'}")
+                    SpecIssue(
+                        file,
+                        fpath,
+                        f"unknown segment {ref!r}; known: {', '.join(sorted(known_names)) or '(none)'}",
+                    )
                 )
             elif ref not in valid_names:
                 issues_by_file[resolved].append(
@@ -713,7 +768,9 @@ def load_specs(segments_dir: str | Path, paths: list[Path] | None = None) -> Spe
             resolved = valid_names[name]
             spec = parsed[resolved]
             nxt = cycle[cycle.index(name) + 1]
-            fpath = "seed.segment" if spec.seed is not None and spec.seed.segment == nxt else "exclude.segments"
+            fpath = (
+                "seed.segment" if spec.seed is not None and spec.seed.segment == nxt else "exclude.segments"
+            )
             issues_by_file[resolved].append(
                 SpecIssue(str(display[resolved]), fpath, f"cycle between segments: {' -> '.join(cycle)}")
             )
@@ -733,13 +790,21 @@ def load_specs(segments_dir: str | Path, paths: list[Path] | None = None) -> Spe
                     continue
                 if name not in types:
                     issues_by_file[resolved].append(
-                        SpecIssue(file, f"channels[{i}]", f"unknown channel {name!r}; defined in {folder / CHANNELS_FILE}: "
-                                  f"{', '.join(sorted(types)) or '(none)'}")
+                        SpecIssue(
+                            file,
+                            f"channels[{i}]",
+                            f"unknown channel {name!r}; defined in {folder / CHANNELS_FILE}: "
+                            f"{', '.join(sorted(types)) or '(none)'}",
+                        )
                     )
                 elif types[name] == "coupon" and spec.coupon is None:
                     issues_by_file[resolved].append(
-                        SpecIssue(file, "coupon", f"required because channel {name!r} is a coupon channel; "
-                                  "give {coupon_id, value, threshold, valid_days}")
+                        SpecIssue(
+                            file,
+                            "coupon",
+                            f"required because channel {name!r} is a coupon channel; "
+                            "give {coupon_id, value, threshold, valid_days}",
+                        )
                     )
 
     # A spec whose dependency is broken cannot be built either (transitively).
@@ -755,8 +820,11 @@ def load_specs(segments_dir: str | Path, paths: list[Path] | None = None) -> Spe
                 bad.add(spec.name)
                 changed = True
                 issues_by_file[resolved].append(
-                    SpecIssue(str(display[resolved]), "exclude.segments" if broken[0] in spec.exclude.segments
-                              else "seed.segment", f"depends on segment {broken[0]!r}, which is invalid")
+                    SpecIssue(
+                        str(display[resolved]),
+                        "exclude.segments" if broken[0] in spec.exclude.segments else "seed.segment",
+                        f"depends on segment {broken[0]!r}, which is invalid",
+                    )
                 )
 
     for resolved in all_files:
@@ -790,10 +858,11 @@ def dependency_order(specs: dict[str, SegmentSpec], names: list[str]) -> list[st
     order: list[str] = []
     done: set[str] = set()
     while len(done) < len(needed):
-        ready = sorted(n for n in needed - done if all(d in done or d not in needed for d in specs[n].dependencies()))
+        ready = sorted(
+            n for n in needed - done if all(d in done or d not in needed for d in specs[n].dependencies())
+        )
         if not ready:  # a cycle; load_specs reports it, never build those
             break
         order.extend(ready)
         done.update(ready)
     return order
-

@@ -131,7 +131,9 @@ def _score_col(weights: ActivityWeights) -> Column:
 
 def _explode_keys(scored_df: DataFrame, *keep: str) -> DataFrame:
     """Rows with a ``score`` and the three id columns -> one row per non-null id: ``keep``, dim, key, score."""
-    keyed = F.array(*[F.struct(F.lit(d).alias("dim"), F.col(c).alias("key")) for d, c in AFFINITY_DIMS.items()])
+    keyed = F.array(
+        *[F.struct(F.lit(d).alias("dim"), F.col(c).alias("key")) for d, c in AFFINITY_DIMS.items()]
+    )
     return (
         scored_df.select(*keep, "score", F.explode(keyed).alias("k"))
         .filter(F.col("k.key").isNotNull())
@@ -141,7 +143,9 @@ def _explode_keys(scored_df: DataFrame, *keep: str) -> DataFrame:
 
 def _scored_keys(user_daily_df: DataFrame, weights: ActivityWeights) -> DataFrame:
     """One row per user_daily row and dimension: user_id, event_date, dim, key, integer score."""
-    scored = user_daily_df.select("user_id", "event_date", *AFFINITY_DIMS.values(), _score_col(weights).alias("score"))
+    scored = user_daily_df.select(
+        "user_id", "event_date", *AFFINITY_DIMS.values(), _score_col(weights).alias("score")
+    )
     return _explode_keys(scored, "user_id", "event_date")
 
 
@@ -164,9 +168,13 @@ def window_affinity(user_daily_df: DataFrame, weights: ActivityWeights, as_of: d
     """
     start = as_of - timedelta(days=AFFINITY_WINDOW - 1)
     in_window = user_daily_df.filter(F.col("event_date").between(_lit_date(start), _lit_date(as_of)))
-    combos = in_window.groupBy("user_id", *AFFINITY_DIMS.values()).agg(F.sum(_score_col(weights)).cast("long").alias("_s"))
+    combos = in_window.groupBy("user_id", *AFFINITY_DIMS.values()).agg(
+        F.sum(_score_col(weights)).cast("long").alias("_s")
+    )
     return (
-        _explode_keys(combos.select("user_id", *AFFINITY_DIMS.values(), F.col("_s").alias("score")), "user_id")
+        _explode_keys(
+            combos.select("user_id", *AFFINITY_DIMS.values(), F.col("_s").alias("score")), "user_id"
+        )
         .groupBy("user_id", "dim", "key")
         .agg(F.sum("score").cast("long").alias("score"))
         .filter(F.col("score") > 0)
@@ -194,15 +202,21 @@ def full_state(metrics_df: DataFrame, as_of: date) -> DataFrame:
     sums = [
         F.sum(
             F.when(F.col("event_date") >= _lit_date(as_of - timedelta(days=n - 1)), F.col(base)).otherwise(0)
-        ).cast("long").alias(name)
+        )
+        .cast("long")
+        .alias(name)
         for name, (base, n) in WINDOWED.items()
     ]
-    return hist.groupBy("user_id").agg(
-        F.min("event_date").alias("first_seen_date"),
-        F.max("event_date").alias("last_active_date"),
-        F.max(F.when(F.col("orders") > 0, F.col("event_date"))).alias("last_order_date"),
-        *sums,
-    ).select(*SUM_COLUMNS)
+    return (
+        hist.groupBy("user_id")
+        .agg(
+            F.min("event_date").alias("first_seen_date"),
+            F.max("event_date").alias("last_active_date"),
+            F.max(F.when(F.col("orders") > 0, F.col("event_date"))).alias("last_order_date"),
+            *sums,
+        )
+        .select(*SUM_COLUMNS)
+    )
 
 
 def history_sums(user_daily_df: DataFrame, as_of: date) -> DataFrame:
@@ -236,12 +250,16 @@ def history_sums(user_daily_df: DataFrame, as_of: date) -> DataFrame:
             sums.append(F.bit_count(bits).cast("long").alias(name))
         else:
             sums.append(F.sum(F.when(age < n, per_row[base]).otherwise(zero)).cast("long").alias(name))
-    return hist.groupBy("user_id").agg(
-        F.min(day).alias("first_seen_date"),
-        F.max(day).alias("last_active_date"),
-        F.max(F.when(F.col("orders") > 0, day)).alias("last_order_date"),
-        *sums,
-    ).select(*SUM_COLUMNS)
+    return (
+        hist.groupBy("user_id")
+        .agg(
+            F.min(day).alias("first_seen_date"),
+            F.max(day).alias("last_active_date"),
+            F.max(F.when(F.col("orders") > 0, day)).alias("last_order_date"),
+            *sums,
+        )
+        .select(*SUM_COLUMNS)
+    )
 
 
 def _ranked(sorted_entries: Column) -> Column:
@@ -258,8 +276,9 @@ def ranked_scores(scores_df: DataFrame) -> DataFrame:
     """(user_id, dim, key, score) rows, one per user x dim x key -> user_id + one ranked [{id, score}]
     column per dimension (SCORE_COLUMNS)."""
     aggs = [
-        _ranked(F.array_sort(F.collect_list(F.when(F.col("dim") == d, _rank_entry(F.col("score"), F.col("key"))))))
-        .alias(col)
+        _ranked(
+            F.array_sort(F.collect_list(F.when(F.col("dim") == d, _rank_entry(F.col("score"), F.col("key")))))
+        ).alias(col)
         for d, col in SCORE_COLUMNS.items()
     ]
     return scores_df.groupBy("user_id").agg(*aggs)
@@ -283,7 +302,9 @@ def _no_scores() -> Column:
 def with_scores(sums_df: DataFrame, scores_df: DataFrame) -> DataFrame:
     """Per-user sums + per-user ranked scores -> state rows (STATE_COLUMNS; users without scores get [])."""
     joined = sums_df.join(scores_df, "user_id", "left")
-    return joined.select(*SUM_COLUMNS, *[F.coalesce(F.col(c), _no_scores()).alias(c) for c in SCORE_COLUMNS.values()])
+    return joined.select(
+        *SUM_COLUMNS, *[F.coalesce(F.col(c), _no_scores()).alias(c) for c in SCORE_COLUMNS.values()]
+    )
 
 
 def full_state_with_scores(user_daily_df: DataFrame, as_of: date, weights: ActivityWeights) -> DataFrame:
@@ -312,7 +333,9 @@ def _merge_scores(prev: Column, delta: Column) -> Column:
         ),
         lambda _k, v: v > 0,
     )
-    return _ranked(F.array_sort(F.transform(F.map_entries(merged), lambda e: _rank_entry(e["value"], e["key"]))))
+    return _ranked(
+        F.array_sort(F.transform(F.map_entries(merged), lambda e: _rank_entry(e["value"], e["key"])))
+    )
 
 
 def incremental_state(
@@ -331,12 +354,20 @@ def incremental_state(
     deltas = []
     for name, (base, n) in WINDOWED.items():
         leaving = day == _lit_date(as_of - timedelta(days=n))
-        deltas.append(F.sum(F.when(today, F.col(base)).when(leaving, -F.col(base)).otherwise(0)).cast("long").alias(name))
-    sums_delta = daily_user_metrics(days_df).groupBy("user_id").agg(
-        F.min(F.when(today, day)).alias("first_seen_date"),
-        F.max(F.when(today, day)).alias("last_active_date"),
-        F.max(F.when(today & (F.col("orders") > 0), day)).alias("last_order_date"),
-        *deltas,
+        deltas.append(
+            F.sum(F.when(today, F.col(base)).when(leaving, -F.col(base)).otherwise(0))
+            .cast("long")
+            .alias(name)
+        )
+    sums_delta = (
+        daily_user_metrics(days_df)
+        .groupBy("user_id")
+        .agg(
+            F.min(F.when(today, day)).alias("first_seen_date"),
+            F.max(F.when(today, day)).alias("last_active_date"),
+            F.max(F.when(today & (F.col("orders") > 0), day)).alias("last_order_date"),
+            *deltas,
+        )
     )
     leaving_aff = as_of - timedelta(days=AFFINITY_WINDOW)
     score_delta = (
@@ -353,7 +384,9 @@ def incremental_state(
     j = p.join(delta, "user_id", "full_outer")
 
     def prev_or_delta(c: str) -> Column:
-        return F.coalesce(F.col(c), F.lit(0).cast("long")) + F.coalesce(F.col(f"d_{c}"), F.lit(0).cast("long"))
+        return F.coalesce(F.col(c), F.lit(0).cast("long")) + F.coalesce(
+            F.col(f"d_{c}"), F.lit(0).cast("long")
+        )
 
     return j.select(
         "user_id",
@@ -384,7 +417,8 @@ def with_rfm(state_df: DataFrame, as_of: date) -> DataFrame:
             "avg_order_value_90d",
             F.when(
                 F.col("orders_90d") > 0,
-                F.round(F.col("gmv_cents_90d").cast("double") / F.col("orders_90d").cast("double")) / F.lit(100.0),
+                F.round(F.col("gmv_cents_90d").cast("double") / F.col("orders_90d").cast("double"))
+                / F.lit(100.0),
             ),
         )
     )
@@ -547,13 +581,17 @@ def run_tags(
         reason = f"full rebuild from user_daily history up to {day}: {reason}"
 
     condition = lk.replace_where_condition("as_of_date", [day])
-    state_df = state_df.withColumn("as_of_date", _lit_date(day)).withColumn("state_fingerprint", F.lit(fingerprint))
+    state_df = state_df.withColumn("as_of_date", _lit_date(day)).withColumn(
+        "state_fingerprint", F.lit(fingerprint)
+    )
     # mergeSchema: a state table written by an older dmp (no score maps) gains the new columns; its
     # rows carry an older fingerprint, so they are never read as yesterday's state.
     lk.overwrite_partitions(state_df, lake, USER_TAG_STATE, ["as_of_date"], condition, merge_schema=True)
     # The snapshot is derived from the state just written (read back: one row per user, no recompute).
     state_now = _partition(lk.read_table(spark, lake, USER_TAG_STATE), "as_of_date", [day])
-    lk.overwrite_partitions(build_user_tags(state_now, day, config), lake, lk.USER_TAGS, ["as_of_date"], condition)
+    lk.overwrite_partitions(
+        build_user_tags(state_now, day, config), lake, lk.USER_TAGS, ["as_of_date"], condition
+    )
     users = state_now.count()
     if not skip_checks:
         from dmp.quality import run_gate

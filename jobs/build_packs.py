@@ -16,7 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to")
     parser.add_argument("--segments", default="segments")
     parser.add_argument("--spec", action="append", type=Path, help="only this spec (and its dependencies)")
-    parser.add_argument("--skip-checks", action="store_true", help="accepted for symmetry; packs have no GX gate")
+    parser.add_argument(
+        "--skip-checks", action="store_true", help="accepted for symmetry; packs have no GX gate"
+    )
     args = parser.parse_args(argv)
 
     from dmp.dates import resolve_dates
@@ -34,8 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         for day in days:
             report = build_packs(spark, resolve_lake(args.lake), args.segments, day, args.spec)
             for res in report.results:
-                print(f"{day} {res.segment}: {res.status} size={res.size} holdout={res.holdout_size} "
-                      f"deliverable={res.deliverable}{' (' + res.reason + ')' if res.reason else ''}")
+                print(
+                    f"{day} {res.segment}: {res.status} size={res.size} holdout={res.holdout_size} "
+                    f"deliverable={res.deliverable}{' (' + res.reason + ')' if res.reason else ''}"
+                )
             problems += report.invalid + [f"{day} {r.segment}: {r.error}" for r in report.failed]
     except DmpError as exc:
         print(f"error: {exc}", file=sys.stderr)

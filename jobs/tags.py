@@ -13,7 +13,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="from_")
     parser.add_argument("--to")
     parser.add_argument("--config", help="YAML tag config (dmp/tag_config.py)")
-    parser.add_argument("--full", action="store_true", help="rebuild from history instead of yesterday's state")
+    parser.add_argument(
+        "--full", action="store_true", help="rebuild from history instead of yesterday's state"
+    )
     parser.add_argument("--skip-checks", action="store_true")
     args = parser.parse_args(argv)
 
@@ -29,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_tag_config(args.config)
         spark = get_spark("dmp-tags")
         for day in days:
-            res = run_tags(spark, resolve_lake(args.lake), day, cfg, full=args.full, skip_checks=args.skip_checks)
+            res = run_tags(
+                spark, resolve_lake(args.lake), day, cfg, full=args.full, skip_checks=args.skip_checks
+            )
             print(f"tags {day}: {res.users} users, {res.mode} ({res.reason})")
     except DmpError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -9,7 +9,9 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lake")
-    parser.add_argument("--table", required=True, choices=["bronze/events", "silver/user_daily", "gold/user_tags"])
+    parser.add_argument(
+        "--table", required=True, choices=["bronze/events", "silver/user_daily", "gold/user_tags"]
+    )
     parser.add_argument("--date")
     parser.add_argument("--from", dest="from_")
     parser.add_argument("--to")

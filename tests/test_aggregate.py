@@ -33,13 +33,31 @@ def make_event(
 ) -> tuple:
     """One bronze/events row (EVENTS schema order)."""
     ts = datetime(day.year, day.month, day.day, 10, 0, 0)
-    return (event_id, ts, day, user, etype, "K1", store, brand, category, price, quantity, "app", coupon, "t.jsonl", STAMP)
+    return (
+        event_id,
+        ts,
+        day,
+        user,
+        etype,
+        "K1",
+        store,
+        brand,
+        category,
+        price,
+        quantity,
+        "app",
+        coupon,
+        "t.jsonl",
+        STAMP,
+    )
 
 
 def write_events(spark: SparkSession, lake: str, rows: list[tuple]) -> DataFrame:
     df = spark.createDataFrame(rows, EVENTS)
     days = sorted({r[2] for r in rows})
-    lk.overwrite_partitions(df, lake, lk.EVENTS, ["event_date"], lk.replace_where_condition("event_date", days))
+    lk.overwrite_partitions(
+        df, lake, lk.EVENTS, ["event_date"], lk.replace_where_condition("event_date", days)
+    )
     return df
 
 
@@ -74,9 +92,7 @@ EXPECTED_D1 = [
 def test_build_user_daily_counts_and_gmv(spark):
     events_df = spark.createDataFrame(EVENT_ROWS, EVENTS).filter(F.col("event_date") == D1)
     expected = spark.createDataFrame(EXPECTED_D1, USER_DAILY)
-    assert_df_equality(
-        build_user_daily(events_df), expected, ignore_row_order=True, ignore_nullable=True
-    )
+    assert_df_equality(build_user_daily(events_df), expected, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_gmv_is_exact_in_cents(spark):
@@ -132,7 +148,13 @@ def test_range_is_one_pass_with_one_partition_per_date(spark, lake):
     empty_day = D2 + timedelta(days=1)
     results = aggregate_days(spark, lake, [D1, D2, empty_day], skip_checks=True)
     assert [(r.day, r.events, r.rows) for r in results] == [(D1, 14, 5), (D2, 1, 1), (empty_day, 0, 0)]
-    per_day = {r["event_date"]: r["n"] for r in lk.read_table(spark, lake, lk.USER_DAILY).groupBy("event_date").agg(F.count("*").alias("n")).collect()}
+    per_day = {
+        r["event_date"]: r["n"]
+        for r in lk.read_table(spark, lake, lk.USER_DAILY)
+        .groupBy("event_date")
+        .agg(F.count("*").alias("n"))
+        .collect()
+    }
     assert per_day == {D1: 5, D2: 1}
 
 
@@ -141,9 +163,16 @@ def test_user_daily_keeps_file_statistics_on_user_id_only(spark, lake):
     other columns' min/max prune nothing and cost write time; row counts are still recorded."""
     write_events(spark, lake, EVENT_ROWS)
     aggregate_day(spark, lake, D1, skip_checks=True)
-    props = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES delta.`{lk.table_path(lake, lk.USER_DAILY)}`").collect()}
+    props = {
+        r["key"]: r["value"]
+        for r in spark.sql(f"SHOW TBLPROPERTIES delta.`{lk.table_path(lake, lk.USER_DAILY)}`").collect()
+    }
     assert props["delta.dataSkippingStatsColumns"] == "user_id"
     log = Path(lk.table_path(lake, lk.USER_DAILY)) / "_delta_log" / "00000000000000000000.json"
-    stats = [json.loads(json.loads(line)["add"]["stats"]) for line in log.read_text().splitlines() if '"add"' in line]
+    stats = [
+        json.loads(json.loads(line)["add"]["stats"])
+        for line in log.read_text().splitlines()
+        if '"add"' in line
+    ]
     assert stats and all(set(s["minValues"]) == {"user_id"} for s in stats)
     assert sum(s["numRecords"] for s in stats) == 5

@@ -103,7 +103,10 @@ def test_daily_steps_on_standalone_equal_local(cluster: dict[str, str], tmp_path
     # The cluster side: the three jobs, each its own application, exactly as the DAG submits them.
     lake = lakes["cluster"]
     _submit(
-        cluster["MASTER"], "ingest", ["--lake", lake, "--source", str(landing), "--date", day, "--skip-checks"], env
+        cluster["MASTER"],
+        "ingest",
+        ["--lake", lake, "--source", str(landing), "--date", day, "--skip-checks"],
+        env,
     )
     _submit(cluster["MASTER"], "aggregate", ["--lake", lake, "--date", day, "--skip-checks"], env)
     _submit(cluster["MASTER"], "tags", ["--lake", lake, "--date", day, "--skip-checks"], env)

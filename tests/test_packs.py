@@ -42,7 +42,9 @@ CHANNELS_YAML = {
 }
 
 
-def daily(user: str, day: date, store: str | None, brand: str | None, category: str | None, **counts: Any) -> tuple:
+def daily(
+    user: str, day: date, store: str | None, brand: str | None, category: str | None, **counts: Any
+) -> tuple:
     """One USER_DAILY row; counters default to 0, gmv to 10.0 per order."""
     cols = ["views", "clicks", "searches", "carts", "cart_removes", "favs", "orders"]
     vals = [int(counts.get(c, 0)) for c in cols]
@@ -80,12 +82,16 @@ def tags(user: str, as_of: date = D, **over: Any) -> tuple:
 
 def write_daily(spark, lake: str, rows: list[tuple]) -> None:
     df = spark.createDataFrame(rows, USER_DAILY)
-    df.write.format("delta").mode("overwrite").partitionBy("event_date").save(lk.table_path(lake, lk.USER_DAILY))
+    df.write.format("delta").mode("overwrite").partitionBy("event_date").save(
+        lk.table_path(lake, lk.USER_DAILY)
+    )
 
 
 def write_tags(spark, lake: str, rows: list[tuple]) -> None:
     df = spark.createDataFrame(rows, USER_TAGS)
-    df.write.format("delta").mode("overwrite").partitionBy("as_of_date").save(lk.table_path(lake, lk.USER_TAGS))
+    df.write.format("delta").mode("overwrite").partitionBy("as_of_date").save(
+        lk.table_path(lake, lk.USER_TAGS)
+    )
 
 
 def write_suppression(spark, lake: str, rows: list[tuple[str, str]]) -> None:
@@ -141,15 +147,25 @@ def revisit_lake(spark, lake: str) -> str:
         lake,
         [
             daily("u01", D, "S001", "B001", "C01", views=2),  # in
-            daily("u02", D - timedelta(days=13), "S001", "B001", "C01", carts=1),  # D-13: first window day, in
+            daily(
+                "u02", D - timedelta(days=13), "S001", "B001", "C01", carts=1
+            ),  # D-13: first window day, in
             daily("u03", D - timedelta(days=14), "S001", "B001", "C01", views=5),  # D-14: outside, out
-            daily("u04", D - timedelta(days=3), "S001", "B001", "C01", views=1, orders=1),  # viewed+ordered same day
+            daily(
+                "u04", D - timedelta(days=3), "S001", "B001", "C01", views=1, orders=1
+            ),  # viewed+ordered same day
             daily("u05", D - timedelta(days=2), "S001", "B001", "C02", favs=3),  # in (favs)
-            daily("u05", D - timedelta(days=1), "S002", "B002", "C02", orders=1),  # order in other store: ignored
+            daily(
+                "u05", D - timedelta(days=1), "S002", "B002", "C02", orders=1
+            ),  # order in other store: ignored
             daily("u06", D - timedelta(days=1), "S002", "B002", "C01", views=4),  # other store only, out
-            daily("u07", D - timedelta(days=1), "S001", "B001", "C01", clicks=3),  # clicks not a listed behaviour
+            daily(
+                "u07", D - timedelta(days=1), "S001", "B001", "C01", clicks=3
+            ),  # clicks not a listed behaviour
             daily("u08", D - timedelta(days=5), "S001", "B001", "C01", views=1),
-            daily("u08", D - timedelta(days=20), "S001", "B001", "C01", orders=1),  # order before window: still in
+            daily(
+                "u08", D - timedelta(days=20), "S001", "B001", "C01", orders=1
+            ),  # order before window: still in
             daily("u09", D + timedelta(days=1), "S001", "B001", "C01", views=1),  # after run date: out
             daily("u10", D - timedelta(days=4), "S001", "B001", "C01", views=1),
             daily("u10", D, "S001", "B002", "C03", orders=1),  # ordered later in window in scope: out
@@ -177,7 +193,9 @@ def test_store_revisit_by_hand(spark, revisit_lake: str, tmp_path: Path) -> None
         .first()
     )
     assert rows["score"] == 3.0
-    assert rows["reason"] == "store_revisit: view=0, cart_add=0, favorite=3 in scope over 14d, last 2026-03-18"
+    assert (
+        rows["reason"] == "store_revisit: view=0, cart_add=0, favorite=3 in scope over 14d, last 2026-03-18"
+    )
     assert rows["kind"] == "store_revisit" and rows["deliverable"] is True
     run = run_row(spark, revisit_lake, "revisit")
     assert (run["size"], run["holdout_size"], run["treatment_size"], run["deliverable"]) == (4, 0, 4, True)
@@ -241,13 +259,18 @@ def test_competitor_intercept_by_hand(spark, lake: str) -> None:
             daily("c4", D - timedelta(days=2), "S101", "B101", "C01", views=9),  # only viewed: out
             daily("c5", D - timedelta(days=30), "S101", "B101", "C01", orders=1),  # D-30: outside 30d window
             daily("c6", D - timedelta(days=29), "S103", "B102", "C01", orders=1),  # D-29: in
-            daily("c6", D - timedelta(days=5), "S001", "B001", "C03", orders=1),  # ours in other category: stays
+            daily(
+                "c6", D - timedelta(days=5), "S001", "B001", "C03", orders=1
+            ),  # ours in other category: stays
             daily("c7", D - timedelta(days=1), "S103", "B103", "C01", orders=4),  # B103 not listed: out
         ],
     )
     daily_df = lk.read_table(spark, lake, lk.USER_DAILY)
     spec = SegmentSpec.model_validate(INTERCEPT)
-    got = {r["user_id"]: (r["score"], r["reason"]) for r in competitor_intercept_candidates(daily_df, spec, D).collect()}
+    got = {
+        r["user_id"]: (r["score"], r["reason"])
+        for r in competitor_intercept_candidates(daily_df, spec, D).collect()
+    }
     assert got == {
         "c1": (3.0, "competitor_intercept: ordered B101,B102 3x over 30d, gmv 70.00"),
         "c6": (1.0, "competitor_intercept: ordered B102 1x over 30d, gmv 10.00"),
@@ -260,13 +283,19 @@ def test_competitor_intercept_by_hand(spark, lake: str) -> None:
 
 
 TAG_ROWS = [
-    tags("t1", lifecycle_stage="active", consumption_level=3, top_category_ids=["C01", "C02"], recency_days=3),
+    tags(
+        "t1", lifecycle_stage="active", consumption_level=3, top_category_ids=["C01", "C02"], recency_days=3
+    ),
     tags("t2", lifecycle_stage="silent", consumption_level=2, top_category_ids=["C02"], recency_days=40),
     tags("t3", lifecycle_stage="churned", consumption_level=3, top_category_ids=["C01"], recency_days=None),
-    tags("t4", lifecycle_stage="active", consumption_level=1, is_cart_abandoner=True,
-         last_active_date=D),
-    tags("t5", lifecycle_stage="new", consumption_level=2, coupon_sensitivity=0.5,
-         last_active_date=D - timedelta(days=9)),
+    tags("t4", lifecycle_stage="active", consumption_level=1, is_cart_abandoner=True, last_active_date=D),
+    tags(
+        "t5",
+        lifecycle_stage="new",
+        consumption_level=2,
+        coupon_sensitivity=0.5,
+        last_active_date=D - timedelta(days=9),
+    ),
     tags("t1", as_of=D - timedelta(days=1), lifecycle_stage="churned"),  # older snapshot: ignored
 ]
 
@@ -280,9 +309,19 @@ def tags_lake(spark, lake: str) -> str:
 WHERE_CASES: list[tuple[dict, list[str]]] = [
     ({"tag": "lifecycle_stage", "in": ["active", "silent"]}, ["t1", "t2", "t4"]),
     ({"tag": "consumption_level", "gte": 2}, ["t1", "t2", "t3", "t5"]),
-    ({"all": [{"tag": "lifecycle_stage", "in": ["active", "silent"]}, {"tag": "consumption_level", "gte": 2}]},
-     ["t1", "t2"]),
-    ({"any": [{"tag": "is_cart_abandoner", "eq": True}, {"tag": "lifecycle_stage", "eq": "new"}]}, ["t4", "t5"]),
+    (
+        {
+            "all": [
+                {"tag": "lifecycle_stage", "in": ["active", "silent"]},
+                {"tag": "consumption_level", "gte": 2},
+            ]
+        },
+        ["t1", "t2"],
+    ),
+    (
+        {"any": [{"tag": "is_cart_abandoner", "eq": True}, {"tag": "lifecycle_stage", "eq": "new"}]},
+        ["t4", "t5"],
+    ),
     ({"not": {"tag": "lifecycle_stage", "eq": "active"}}, ["t2", "t3", "t5"]),
     ({"tag": "top_category_ids", "contains": "C01"}, ["t1", "t3"]),
     ({"tag": "top_category_ids", "in": ["C02", "C09"]}, ["t1", "t2"]),
@@ -294,8 +333,15 @@ WHERE_CASES: list[tuple[dict, list[str]]] = [
     ({"tag": "coupon_sensitivity", "gt": 0.25}, ["t5"]),
     ({"tag": "last_active_date", "gte": "2026-03-20"}, ["t4"]),
     ({"tag": "last_active_date", "lt": date(2026, 3, 19)}, ["t5"]),
-    ({"all": [{"any": [{"tag": "consumption_level", "eq": 3}, {"tag": "lifecycle_stage", "eq": "new"}]},
-              {"not": {"tag": "lifecycle_stage", "eq": "churned"}}]}, ["t1", "t5"]),
+    (
+        {
+            "all": [
+                {"any": [{"tag": "consumption_level", "eq": 3}, {"tag": "lifecycle_stage", "eq": "new"}]},
+                {"not": {"tag": "lifecycle_stage", "eq": "churned"}},
+            ]
+        },
+        ["t1", "t5"],
+    ),
 ]
 
 
@@ -327,17 +373,27 @@ def test_where_on_behaviour_pack_drops_users_without_tags(spark, revisit_lake: s
     write_tags(
         spark,
         revisit_lake,
-        [tags("u01", lifecycle_stage="active"), tags("u02", lifecycle_stage="silent"), tags("zz", lifecycle_stage="active")],
+        [
+            tags("u01", lifecycle_stage="active"),
+            tags("u02", lifecycle_stage="silent"),
+            tags("zz", lifecycle_stage="active"),
+        ],
     )
     only_active = {**REVISIT, "name": "active_revisit", "where": {"tag": "lifecycle_stage", "eq": "active"}}
-    without_tags = {**REVISIT, "name": "untagged_revisit", "where": {"tag": "lifecycle_stage", "is_null": True}}
+    without_tags = {
+        **REVISIT,
+        "name": "untagged_revisit",
+        "where": {"tag": "lifecycle_stage", "is_null": True},
+    }
     report = build_packs(spark, revisit_lake, write_specs(tmp_path / "segs", only_active, without_tags), D)
     assert report.ok, (report.invalid, report.failed)
     assert sorted(pack(spark, revisit_lake, "active_revisit")) == ["u01"]
     assert sorted(pack(spark, revisit_lake, "untagged_revisit")) == ["u05", "u08"]
 
 
-def test_exclusions_suppression_max_size_and_dependency_order(spark, revisit_lake: str, tmp_path: Path) -> None:
+def test_exclusions_suppression_max_size_and_dependency_order(
+    spark, revisit_lake: str, tmp_path: Path
+) -> None:
     from dmp.packs import build_packs
 
     write_tags(spark, revisit_lake, [tags(u) for u in ("u01", "u02", "u05", "u08", "u11", "u12")])
@@ -365,8 +421,13 @@ def test_max_size_tie_break_recent_activity_then_user_id(spark) -> None:
     from dmp.packs import limit_size
 
     df = spark.createDataFrame(
-        [("b", None, date(2026, 3, 1)), ("a", None, date(2026, 3, 1)), ("c", None, date(2026, 3, 5)),
-         ("d", None, None), ("e", 1.0, date(2026, 1, 1))],
+        [
+            ("b", None, date(2026, 3, 1)),
+            ("a", None, date(2026, 3, 1)),
+            ("c", None, date(2026, 3, 5)),
+            ("d", None, None),
+            ("e", 1.0, date(2026, 1, 1)),
+        ],
         "user_id string, score double, last_active date",
     )
     assert [r["user_id"] for r in limit_size(df, 3).collect()] == ["e", "c", "a"]
@@ -412,7 +473,9 @@ def test_holdout_share_is_deterministic_and_rerun_replaces(spark, lake: str, tmp
     run = run_row(spark, lake, "held")
     assert run["size"] == 2000 and run["holdout_size"] == sum(g == "holdout" for g in first.values())
     # A different day keeps each user's group (the hash ignores the date).
-    write_daily(spark, lake, [daily(u, D + timedelta(days=1), "S001", "B001", "C01", views=1) for u in users[:500]])
+    write_daily(
+        spark, lake, [daily(u, D + timedelta(days=1), "S001", "B001", "C01", views=1) for u in users[:500]]
+    )
     assert build_packs(spark, lake, segs, D + timedelta(days=1)).ok
     second = pack(spark, lake, "held", D + timedelta(days=1))
     assert second == {u: first[u] for u in users[:500]}
@@ -455,22 +518,66 @@ def test_lookalike_seeded_on_a_rule_pack(spark, lake: str, tmp_path: Path) -> No
 
     rows = []
     for i in range(40):  # seed: the rule below selects exactly these
-        rows.append(tags(f"s{i:02d}", top_brand_ids=["B001"], top_category_ids=["C01"], consumption_level=5,
-                         frequency_90d=6, monetary_90d=600.0, recency_days=2, views_30d=30))
+        rows.append(
+            tags(
+                f"s{i:02d}",
+                top_brand_ids=["B001"],
+                top_category_ids=["C01"],
+                consumption_level=5,
+                frequency_90d=6,
+                monetary_90d=600.0,
+                recency_days=2,
+                views_30d=30,
+            )
+        )
     for i in range(40):  # look-alikes: same profile, fewer orders, so not in the seed
-        rows.append(tags(f"l{i:02d}", top_brand_ids=["B001"], top_category_ids=["C01"], consumption_level=5,
-                         frequency_90d=2, monetary_90d=500.0, recency_days=3, views_30d=28))
+        rows.append(
+            tags(
+                f"l{i:02d}",
+                top_brand_ids=["B001"],
+                top_category_ids=["C01"],
+                consumption_level=5,
+                frequency_90d=2,
+                monetary_90d=500.0,
+                recency_days=3,
+                views_30d=28,
+            )
+        )
     for i in range(200):  # everybody else
-        rows.append(tags(f"r{i:03d}", top_brand_ids=["B103"], top_category_ids=["C04"], consumption_level=1,
-                         frequency_90d=i % 2, monetary_90d=float(i % 2) * 20, views_30d=i % 7,
-                         lifecycle_stage="churned" if i % 10 == 0 else "active"))
+        rows.append(
+            tags(
+                f"r{i:03d}",
+                top_brand_ids=["B103"],
+                top_category_ids=["C04"],
+                consumption_level=1,
+                frequency_90d=i % 2,
+                monetary_90d=float(i % 2) * 20,
+                views_30d=i % 7,
+                lifecycle_stage="churned" if i % 10 == 0 else "active",
+            )
+        )
     write_tags(spark, lake, rows)
-    seed = {"name": "heavy_b001", "kind": "rule", "holdout": 0.0,
-            "where": {"all": [{"tag": "top_brand_ids", "contains": "B001"}, {"tag": "frequency_90d", "gte": 5}]}}
-    lookalike = {"name": "like_b001", "kind": "lookalike", "seed": {"segment": "heavy_b001"},
-                 "expansion": {"size": 30}, "min_seed": 20, "holdout": 0.0}
-    tiny_seed = {"name": "tiny", "kind": "lookalike", "min_seed": 50, "expansion": {"ratio": 1.0},
-                 "seed": {"where": {"tag": "frequency_90d", "gte": 5}}}
+    seed = {
+        "name": "heavy_b001",
+        "kind": "rule",
+        "holdout": 0.0,
+        "where": {"all": [{"tag": "top_brand_ids", "contains": "B001"}, {"tag": "frequency_90d", "gte": 5}]},
+    }
+    lookalike = {
+        "name": "like_b001",
+        "kind": "lookalike",
+        "seed": {"segment": "heavy_b001"},
+        "expansion": {"size": 30},
+        "min_seed": 20,
+        "holdout": 0.0,
+    }
+    tiny_seed = {
+        "name": "tiny",
+        "kind": "lookalike",
+        "min_seed": 50,
+        "expansion": {"ratio": 1.0},
+        "seed": {"where": {"tag": "frequency_90d", "gte": 5}},
+    }
     report = build_packs(spark, lake, write_specs(tmp_path / "segs", seed, lookalike, tiny_seed), D)
     assert sorted(pack(spark, lake, "heavy_b001")) == [f"s{i:02d}" for i in range(40)]
     got = pack(spark, lake, "like_b001")
@@ -494,8 +601,23 @@ def test_cli_build_and_job_exit_codes(spark, revisit_lake: str, tmp_path: Path) 
     )
     assert result.exit_code == 0, result.output
     assert len(pack(spark, revisit_lake, "revisit")) == 4
-    assert job_main(["--lake", revisit_lake, "--from", str(D), "--to", str(D + timedelta(days=1)),
-                     "--segments", str(segs), "--spec", str(segs / "revisit.yaml")]) == 0
+    assert (
+        job_main(
+            [
+                "--lake",
+                revisit_lake,
+                "--from",
+                str(D),
+                "--to",
+                str(D + timedelta(days=1)),
+                "--segments",
+                str(segs),
+                "--spec",
+                str(segs / "revisit.yaml"),
+            ]
+        )
+        == 0
+    )
     # D+1: u02 (D-13) leaves the window, u09 (D+1) enters it.
     assert sorted(pack(spark, revisit_lake, "revisit", D + timedelta(days=1))) == ["u01", "u05", "u08", "u09"]
     (segs / "bad.yaml").write_text("name: bad\nkind: rule\nwhere: {tag: nope, eq: 1}\n")

@@ -46,13 +46,40 @@ def test_bronze_gate_failure_names_expectation_column_and_values(spark):
 
 def test_validate_table_passes_on_silver_and_fails_on_bad_gold(spark, lake):
     daily = build_user_daily(spark.createDataFrame(EVENT_ROWS, EVENTS))
-    lk.overwrite_partitions(daily, lake, lk.USER_DAILY, ["event_date"], lk.replace_where_condition("event_date", [D1]))
+    lk.overwrite_partitions(
+        daily, lake, lk.USER_DAILY, ["event_date"], lk.replace_where_condition("event_date", [D1])
+    )
     assert validate_table(spark, lake, "silver/user_daily", [D1]) == (5, "silver_user_daily")
 
     as_of = date(2026, 3, 1)
-    row = ["u1", as_of, None, as_of, None, None, 0, 0.0, None, 0, 0, 0, 0, "zombie", [], [], [], 7, None, False]
-    tags = spark.createDataFrame([tuple(row), tuple(["u2", *row[1:13], "new", [], [], [], 0, None, False])], USER_TAGS)
-    lk.overwrite_partitions(tags, lake, lk.USER_TAGS, ["as_of_date"], lk.replace_where_condition("as_of_date", [as_of]))
+    row = [
+        "u1",
+        as_of,
+        None,
+        as_of,
+        None,
+        None,
+        0,
+        0.0,
+        None,
+        0,
+        0,
+        0,
+        0,
+        "zombie",
+        [],
+        [],
+        [],
+        7,
+        None,
+        False,
+    ]
+    tags = spark.createDataFrame(
+        [tuple(row), tuple(["u2", *row[1:13], "new", [], [], [], 0, None, False])], USER_TAGS
+    )
+    lk.overwrite_partitions(
+        tags, lake, lk.USER_TAGS, ["as_of_date"], lk.replace_where_condition("as_of_date", [as_of])
+    )
     with pytest.raises(QualityGateError) as err:
         validate_table(spark, lake, "gold/user_tags", [as_of])
     msg = str(err.value)

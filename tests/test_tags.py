@@ -55,7 +55,9 @@ def d(n: int) -> date:
     return T - timedelta(days=n)
 
 
-def ev(i: int, n: int, user: str, etype: str, store="S001", brand="B001", cat="C01", price=None, qty=None) -> tuple:
+def ev(
+    i: int, n: int, user: str, etype: str, store="S001", brand="B001", cat="C01", price=None, qty=None
+) -> tuple:
     return make_event(f"e{i:03d}", d(n), user, etype, store, brand, cat, price, qty)
 
 
@@ -199,9 +201,7 @@ def tags_t(spark) -> DataFrame:
 
 def check(df: DataFrame, schema: StructType, rows: list[tuple]) -> None:
     expected = df.sparkSession.createDataFrame(rows, schema)
-    assert_df_equality(
-        df.select(*schema.fieldNames()), expected, ignore_row_order=True, ignore_nullable=True
-    )
+    assert_df_equality(df.select(*schema.fieldNames()), expected, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_snapshot_has_exactly_the_contract_columns_and_users(tags_t):
@@ -369,6 +369,7 @@ def test_full_rebuild_state_equals_the_per_day_path(spark, as_of: date) -> None:
     )
     assert_df_equality(_comparable(direct), _comparable(per_day), ignore_row_order=True, ignore_nullable=True)
     if as_of == T:
+
         def scores(user: str, column: str) -> list[tuple[str, int]]:
             row = direct.filter(F.col("user_id") == user).first()
             return [(e["id"], e["score"]) for e in row[column]]
@@ -389,13 +390,17 @@ def test_state_from_an_older_format_is_rebuilt_not_read(spark, lake):
     write_events(spark, lake, ROWS)
     daily = build_user_daily(spark.createDataFrame(ROWS, EVENTS))
     days = sorted({r[2] for r in ROWS})
-    lk.overwrite_partitions(daily, lake, lk.USER_DAILY, ["event_date"], lk.replace_where_condition("event_date", days))
+    lk.overwrite_partitions(
+        daily, lake, lk.USER_DAILY, ["event_date"], lk.replace_where_condition("event_date", days)
+    )
     old = (
         full_state(daily_user_metrics(daily), d(1))
         .withColumn("as_of_date", F.lit(d(1)).cast("date"))
         .withColumn("state_fingerprint", F.lit("v1-fingerprint00"))
     )
-    lk.overwrite_partitions(old, lake, USER_TAG_STATE, ["as_of_date"], lk.replace_where_condition("as_of_date", [d(1)]))
+    lk.overwrite_partitions(
+        old, lake, USER_TAG_STATE, ["as_of_date"], lk.replace_where_condition("as_of_date", [d(1)])
+    )
 
     res = run_tags(spark, lake, T, TagConfig(), skip_checks=True)
     assert res.mode == "full" and "older state format" in res.reason

@@ -17,5 +17,6 @@ SegmentsDirOpt = Annotated[
     str, typer.Option("--segments", envvar="DMP_SEGMENTS", help="Folder of segment specs and channels.yaml.")
 ]
 SkipChecksOpt = Annotated[
-    bool, typer.Option("--skip-checks", help="Skip the Great Expectations gate (the DAG runs it as its own task).")
+    bool,
+    typer.Option("--skip-checks", help="Skip the Great Expectations gate (the DAG runs it as its own task)."),
 ]

@@ -18,13 +18,16 @@ DEFAULT_SEGMENTS = "segments"
 SCHEMA_FILE = "schema.json"
 
 console = Console()
-segments_app = typer.Typer(help="Segment specs (YAML) and the audience packs built from them.", no_args_is_help=True)
+segments_app = typer.Typer(
+    help="Segment specs (YAML) and the audience packs built from them.", no_args_is_help=True
+)
 
 PathsArg = Annotated[
     list[Path] | None, typer.Argument(help="Spec files to check (default: every spec in --segments).")
 ]
 SpecOpt = Annotated[
-    list[Path] | None, typer.Option("--spec", help="Build only this spec (and what it depends on); repeatable.")
+    list[Path] | None,
+    typer.Option("--spec", help="Build only this spec (and what it depends on); repeatable."),
 ]
 
 
@@ -46,7 +49,9 @@ def validate(paths: PathsArg = None, segments: SegmentsDirOpt = DEFAULT_SEGMENTS
 @segments_app.command("schema")
 def schema(
     segments: SegmentsDirOpt = DEFAULT_SEGMENTS,
-    out: Annotated[Path | None, typer.Option("--out", help="Write here instead of <segments>/schema.json.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of <segments>/schema.json.")
+    ] = None,
 ) -> None:
     """(Re)generate the JSON Schema editors use to autocomplete and check specs."""
     from dmp.specs import json_schema_text
@@ -100,9 +105,17 @@ def print_report(report: object) -> None:
             note = res.reason or ("" if res.requested else "built as a dependency")
             lookalike = res.metrics.get("lookalike") if res.metrics else None
             if lookalike and lookalike.get("recall_at_k") is not None:
-                note = f"recall@k {lookalike['recall_at_k']:.3f}, lift {lookalike.get('lift') or 0:.2f} " + note
-            table.add_row(res.segment, res.kind, str(res.size), str(res.holdout_size),
-                          "yes" if res.deliverable else "[yellow]no[/]", note)
+                note = (
+                    f"recall@k {lookalike['recall_at_k']:.3f}, lift {lookalike.get('lift') or 0:.2f} " + note
+                )
+            table.add_row(
+                res.segment,
+                res.kind,
+                str(res.size),
+                str(res.holdout_size),
+                "yes" if res.deliverable else "[yellow]no[/]",
+                note,
+            )
         else:
             table.add_row(res.segment, res.kind, "-", "-", "[red]failed[/]", res.error or "")
     console.print(table)
@@ -115,7 +128,9 @@ def preview(
     path: Annotated[Path, typer.Argument(help="The spec to preview.")],
     lake: LakeOpt = None,
     date: DateOpt = None,
-    html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML report with charts.")] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write an HTML report with charts.")
+    ] = None,
     segments: SegmentsDirOpt = DEFAULT_SEGMENTS,
 ) -> None:
     """Size, holdout, overlap with other packs and audience profile of one spec, without writing it."""

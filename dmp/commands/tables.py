@@ -16,10 +16,12 @@ TableOpt = Annotated[
     typer.Option("--table", help="Table to validate: bronze/events, silver/user_daily or gold/user_tags."),
 ]
 ConfigOpt = Annotated[
-    str | None, typer.Option("--config", help="YAML overriding tag thresholds/weights (see dmp/tag_config.py).")
+    str | None,
+    typer.Option("--config", help="YAML overriding tag thresholds/weights (see dmp/tag_config.py)."),
 ]
 FullOpt = Annotated[
-    bool, typer.Option("--full", help="Rebuild from the whole user_daily history instead of yesterday's state.")
+    bool,
+    typer.Option("--full", help="Rebuild from the whole user_daily history instead of yesterday's state."),
 ]
 
 
