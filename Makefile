@@ -30,6 +30,7 @@ PYTEST_WORKERS ?= 2
 test:
 	$(MAKE) -j2 setup minio
 	$(BIN)/ruff check dmp jobs dags tests bench
+	$(BIN)/ruff format --check dmp jobs dags tests bench
 	$(BIN)/pytest -q tests -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Pipeline vs DuckDB (BENCH_SIZES=1M,5M,20M for the full run), delivery vs plain boto3 on MinIO.
