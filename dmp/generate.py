@@ -78,6 +78,7 @@ from dmp.catalog import (
     build_catalog,
 )
 from dmp.errors import DmpError
+from dmp.schemas import EVENT_TYPES  # internal event type codes are indexes into this tuple
 
 DEFAULT_START = date(2026, 9, 1)
 DEFAULT_DAYS = 30
@@ -93,18 +94,6 @@ CAMPAIGN_HOLDOUT = 0.2
 CAMPAIGN_SALT = "dmp-v1"
 CAMPAIGN_BEHAVIORS = ("view", "cart_add", "favorite")
 
-# Internal event type codes (the order of dmp.schemas.EVENT_TYPES).
-EVENT_TYPES: tuple[str, ...] = (
-    "view",
-    "click",
-    "search",
-    "cart_add",
-    "cart_remove",
-    "favorite",
-    "order",
-    "coupon_receive",
-    "coupon_redeem",
-)
 VIEW, CLICK, SEARCH, CART_ADD, CART_REMOVE, FAVORITE, ORDER, COUPON_RECEIVE, COUPON_REDEEM = range(9)
 # Tie-break inside one second so that a funnel reads in order: click, view, favorite, cart, order.
 _RANK = np.array([1, 0, 0, 3, 6, 2, 4, 0, 5], dtype=np.int8)
