@@ -21,6 +21,7 @@ IDENTITIES = "silver/identities"
 IDENTITIES_QUARANTINE = "bronze/identities_quarantine"
 USER_DAILY = "silver/user_daily"
 USER_TAGS = "gold/user_tags"
+USER_TAG_STATE = "gold/user_tag_state"
 AUDIENCE_PACKS = "gold/audience_packs"
 PACK_RUNS = "ops/pack_runs"
 SUPPRESSION_LISTS = "silver/suppression_lists"
@@ -29,10 +30,12 @@ UPLIFT_RESULTS = "gold/uplift_results"
 
 
 # Delta collects min/max statistics on the first 32 columns of every file it writes by default. A
-# user_daily file holds every user, store, brand and category of its day, so those statistics prune
-# nothing, and at 20M events collecting them was ~14% of the aggregate step (bench/README.md).
-# Tables listed here keep statistics on these columns only (set when the table is created).
-STATS_COLUMNS: dict[str, str] = {USER_DAILY: "user_id"}
+# user_daily file holds every user, store, brand and category of its day, and a tags or state file
+# holds a hash slice of all users with every lifecycle stage, level and flag, so those statistics
+# prune nothing. Collecting them was ~14% of the aggregate step at 20M events and ~1 s of each tags
+# write (bench/README.md). Tables listed here keep statistics on these columns only (set when the
+# table is created; an existing table keeps its setting).
+STATS_COLUMNS: dict[str, str] = {USER_DAILY: "user_id", USER_TAGS: "user_id", USER_TAG_STATE: "user_id"}
 
 
 def resolve_lake(lake: str | None) -> str:

@@ -53,7 +53,7 @@ from dmp.errors import DmpError
 from dmp.schemas import USER_TAGS
 from dmp.tag_config import ActivityWeights, TagConfig
 
-USER_TAG_STATE = "gold/user_tag_state"
+USER_TAG_STATE = lk.USER_TAG_STATE
 
 # Per-user per-day base metrics taken from user_daily.
 BASE_METRICS: tuple[str, ...] = (

@@ -6,6 +6,7 @@ As-of date T. Window edges covered: 7 days (T-6 in, T-7 out), 30 days (T-29 in, 
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -294,6 +295,23 @@ def test_incremental_chain_equals_full_rebuild_and_hand_answers(spark, lake, tmp
             ignore_row_order=True,
         )
     assert lk.read_table(spark, lake, lk.USER_TAGS).filter(F.col("as_of_date") == T).count() == 7
+
+    # both tables keep file statistics on user_id only (lake.STATS_COLUMNS), row counts included
+    for table in (USER_TAG_STATE, lk.USER_TAGS):
+        props = {
+            r["key"]: r["value"]
+            for r in spark.sql(f"SHOW TBLPROPERTIES delta.`{lk.table_path(lake, table)}`").collect()
+        }
+        assert props["delta.dataSkippingStatsColumns"] == "user_id", table
+        log = Path(lk.table_path(lake, table)) / "_delta_log"
+        stats = [
+            json.loads(json.loads(line)["add"]["stats"])
+            for f in sorted(log.glob("*.json"))
+            for line in f.read_text().splitlines()
+            if line.startswith('{"add"')
+        ]
+        assert stats and all(set(st["minValues"]) == {"user_id"} for st in stats), table
+        assert all(st["numRecords"] > 0 for st in stats), table
 
     chain_t = _read(spark, lake, lk.USER_TAGS, T)
     check(chain_t, RFM, EXPECTED_RFM)
