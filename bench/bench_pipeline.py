@@ -287,25 +287,26 @@ def _fetch(con: Any, sql: str) -> tuple[list[str], tuple[Any, ...]]:
 # -------------------------------------------------------------------------------------- Spark side
 
 
+def _spark_partition_check(spark: Any, lake: str, table: str, as_of: date, sql: str) -> dict[str, int | None]:
+    """Run a check SQL (``{table}`` placeholder) on one as_of_date partition of a lake table."""
+    from dmp import lake as lk
+
+    view = "bench_" + table.replace("/", "_")
+    lk.read_table(spark, lake, table).filter(f"as_of_date = DATE'{as_of}'").createOrReplaceTempView(view)
+    row = spark.sql(sql.format(table=view)).first()
+    return _ints(list(row.asDict()), list(row.asDict().values()))
+
+
 def spark_check(spark: Any, lake: str, as_of: date) -> dict[str, int | None]:
     from dmp import lake as lk
 
-    lk.read_table(spark, lake, lk.USER_TAGS).filter(f"as_of_date = DATE'{as_of}'").createOrReplaceTempView(
-        "bench_tags"
-    )
-    row = spark.sql(CHECK_SQL.format(table="bench_tags").replace("len(", "size(")).first()
-    return {k: (int(v) if v is not None else None) for k, v in row.asDict().items()}
+    return _spark_partition_check(spark, lake, lk.USER_TAGS, as_of, CHECK_SQL.replace("len(", "size("))
 
 
 def spark_state_check(spark: Any, lake: str, as_of: date) -> dict[str, int | None]:
     from dmp import lake as lk
-    from dmp.tags import USER_TAG_STATE
 
-    lk.read_table(spark, lake, USER_TAG_STATE).filter(f"as_of_date = DATE'{as_of}'").createOrReplaceTempView(
-        "bench_state"
-    )
-    row = spark.sql(state_check_sql("bench_state", "spark")).first()
-    return {k: (int(v) if v is not None else None) for k, v in row.asDict().items()}
+    return _spark_partition_check(spark, lake, lk.USER_TAG_STATE, as_of, state_check_sql("{table}", "spark"))
 
 
 def active_parquet_files(spark: Any, lake: str, table: str) -> list[str]:

@@ -158,6 +158,17 @@ def test_range_is_one_pass_with_one_partition_per_date(spark, lake):
     assert per_day == {D1: 5, D2: 1}
 
 
+def delta_file_stats(table_path: str) -> list[dict]:
+    """The statistics of every file a local Delta table's log has added."""
+    log = Path(table_path) / "_delta_log"
+    return [
+        json.loads(json.loads(line)["add"]["stats"])
+        for f in sorted(log.glob("*.json"))
+        for line in f.read_text().splitlines()
+        if line.startswith('{"add"')
+    ]
+
+
 def test_user_daily_keeps_file_statistics_on_user_id_only(spark, lake):
     """user_daily is created with delta.dataSkippingStatsColumns = user_id (lake.STATS_COLUMNS): the
     other columns' min/max prune nothing and cost write time; row counts are still recorded."""
@@ -168,11 +179,6 @@ def test_user_daily_keeps_file_statistics_on_user_id_only(spark, lake):
         for r in spark.sql(f"SHOW TBLPROPERTIES delta.`{lk.table_path(lake, lk.USER_DAILY)}`").collect()
     }
     assert props["delta.dataSkippingStatsColumns"] == "user_id"
-    log = Path(lk.table_path(lake, lk.USER_DAILY)) / "_delta_log" / "00000000000000000000.json"
-    stats = [
-        json.loads(json.loads(line)["add"]["stats"])
-        for line in log.read_text().splitlines()
-        if '"add"' in line
-    ]
+    stats = delta_file_stats(lk.table_path(lake, lk.USER_DAILY))
     assert stats and all(set(s["minValues"]) == {"user_id"} for s in stats)
     assert sum(s["numRecords"] for s in stats) == 5

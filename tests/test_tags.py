@@ -6,7 +6,6 @@ As-of date T. Window edges covered: 7 days (T-6 in, T-7 out), 30 days (T-29 in, 
 
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -46,7 +45,7 @@ from dmp.tags import (
     window_affinity,
     with_scores,
 )
-from tests.test_aggregate import make_event, write_events
+from tests.test_aggregate import delta_file_stats, make_event, write_events
 
 T = date(2026, 6, 30)
 
@@ -302,14 +301,8 @@ def test_incremental_chain_equals_full_rebuild_and_hand_answers(spark, lake, tmp
             r["key"]: r["value"]
             for r in spark.sql(f"SHOW TBLPROPERTIES delta.`{lk.table_path(lake, table)}`").collect()
         }
-        assert props["delta.dataSkippingStatsColumns"] == "user_id", table
-        log = Path(lk.table_path(lake, table)) / "_delta_log"
-        stats = [
-            json.loads(json.loads(line)["add"]["stats"])
-            for f in sorted(log.glob("*.json"))
-            for line in f.read_text().splitlines()
-            if line.startswith('{"add"')
-        ]
+        assert props.get("delta.dataSkippingStatsColumns") == "user_id", table
+        stats = delta_file_stats(lk.table_path(lake, table))
         assert stats and all(set(st["minValues"]) == {"user_id"} for st in stats), table
         assert all(st["numRecords"] > 0 for st in stats), table
 
