@@ -164,6 +164,20 @@ def test_valid_events_match_summary_and_catalog(gen, events) -> None:
     assert 0.01 < summary.epoch_time_lines / summary.events_total < 0.03
 
 
+def test_no_date_is_a_spike(events) -> None:
+    """Users who exist before the period have no "first day": day 0 is an ordinary day.
+
+    Forcing them active on day 0 (as new users are on their join day) once made the first day ~5x
+    any other, so the day leaving a 30-day window 30 days later was 5x bigger too.
+    """
+    df, _, _ = events
+    active_users = df.groupby("event_date")["user_id"].nunique().sort_index()
+    first, rest = int(active_users.iloc[0]), active_users.iloc[1:]
+    assert len(rest) == DAYS - 1
+    assert 0.7 * rest.median() <= first <= 1.3 * rest.median(), (first, rest.tolist())
+    assert rest.max() <= 1.5 * rest.min(), rest.tolist()
+
+
 def test_funnel_ordering(events) -> None:
     df, _, _ = events
     n = df["event_type"].value_counts()
