@@ -309,6 +309,21 @@ def spark_state_check(spark: Any, lake: str, as_of: date) -> dict[str, int | Non
     return _spark_partition_check(spark, lake, lk.USER_TAG_STATE, as_of, state_check_sql("{table}", "spark"))
 
 
+def users_touched(spark: Any, lake: str, day: date) -> int:
+    """Users whose state row an incremental run of ``day`` changes: active on ``day`` or on a day
+    leaving one of the windows (D-7, D-30, D-90). Every other user's row passes through."""
+    from pyspark.sql import functions as F
+
+    from dmp import lake as lk
+    from dmp.tags import WINDOW_LENGTHS
+
+    days = [day] + [day - timedelta(days=n) for n in WINDOW_LENGTHS]
+    ud = lk.read_table(spark, lake, lk.USER_DAILY)
+    return int(
+        ud.filter(F.col("event_date").isin([F.lit(d) for d in days])).select("user_id").distinct().count()
+    )
+
+
 def active_parquet_files(spark: Any, lake: str, table: str) -> list[str]:
     """The Parquet files of the table's current Delta version (older, removed files excluded)."""
     from dmp import lake as lk
@@ -437,6 +452,7 @@ def run_size(
             "seconds": t_inc.seconds,
             "mode": res.mode,
             "users": res.users,
+            "users_touched": users_touched(spark, lake, day),
             "us_per_user": round(t_inc.seconds / max(res.users, 1) * 1e6, 1),
         }
     if histories and histories[-1] == days - 1:

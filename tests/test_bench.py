@@ -35,4 +35,7 @@ def test_bench_duckdb_baseline_matches_spark_on_a_small_run(spark, tmp_path: Pat
         f"after_{h}_days" for h in INCREMENTAL_HISTORIES if h < days
     ]
     assert all(v["mode"] == "incremental" for k, v in inc.items() if k.startswith("after_"))
+    # only some users are touched by a day (today and the days leaving the windows), never more than
+    # the snapshot holds
+    assert all(0 < v["users_touched"] < v["users"] for k, v in inc.items() if k.startswith("after_"))
     assert inc["incremental_equals_full_rebuild"] is True
