@@ -4,7 +4,9 @@ Pipeline: ``gold/audience_packs`` (segment, run_date) gives treatment and holdou
 ``silver/user_daily`` gives their orders and GMV in the spec's scope on R+1 … R+N; Spark reduces
 that to one row per pack user (small), and :mod:`dmp.uplift` computes the statistics in pandas.
 Every pack user counts, delivered or not (intent to treat): dropping treatment users who could not
-be reached would compare a selected subgroup with an unselected holdout.
+be reached would compare a selected subgroup with an unselected holdout. The same outcome over the N
+days up to the run date (R-N+1 … R, before anyone was contacted) is the pre-period balance check:
+a chance gap between the groups there is reported, and adjusted for (:func:`dmp.uplift.adjusted_uplift`).
 """
 
 from __future__ import annotations
@@ -67,10 +69,28 @@ def filter_window(daily_df: DataFrame, run_date: date, window_days: int) -> Data
     return daily_df.filter(F.col("event_date").between(F.lit(first), F.lit(last)))
 
 
+def pre_window(run_date: date, window_days: int) -> tuple[date, date]:
+    """R-N+1 … R: the N days up to and including the run date, before the pack was delivered."""
+    return run_date - timedelta(days=window_days - 1), run_date
+
+
+def _converters(daily_df: DataFrame, first: date, last: date, scope: dict[str, Any]) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    return (
+        daily_df.filter(F.col("event_date").between(F.lit(first), F.lit(last)) & (F.col("orders") > 0))
+        .filter(scope_condition(scope))
+        .select("user_id")
+        .distinct()
+        .withColumn("pre_converted", F.lit(1))
+    )
+
+
 def with_outcomes(
     pack_df: DataFrame, daily_df: DataFrame, run_date: date, window_days: int, scope: dict[str, Any]
 ) -> DataFrame:
-    """One row per pack user: group, score, converted, value (GMV), orders, days_to_convert (1..N)."""
+    """One row per pack user: group, score, converted, value (GMV), orders, days_to_convert (1..N),
+    and pre_converted (an order in scope in the N days up to the run date)."""
     from pyspark.sql import functions as F
 
     outcomes_df = (
@@ -84,9 +104,11 @@ def with_outcomes(
         )
     )
     extra = [c for c in ("deliverable",) if c in pack_df.columns]
+    pre_df = _converters(daily_df, *pre_window(run_date, window_days), scope)
     return (
         pack_df.select("user_id", "group", "score", *extra)
         .join(outcomes_df, "user_id", "left")
+        .join(pre_df, "user_id", "left")
         .select(
             "user_id",
             "group",
@@ -96,6 +118,7 @@ def with_outcomes(
             F.coalesce(F.col("value"), F.lit(0.0)).cast("double").alias("value"),
             F.coalesce(F.col("orders"), F.lit(0)).cast("long").alias("orders"),
             F.datediff(F.col("first_order_date"), F.lit(run_date)).alias("days_to_convert"),
+            F.coalesce(F.col("pre_converted"), F.lit(0)).cast("int").alias("pre_converted"),
         )
     )
 
@@ -217,6 +240,11 @@ RESULT_METRICS = (
     ("value_per_user_control", None),
     ("incremental_value", "incremental_value_ci"),
     ("mde", None),
+    ("pre_rate_treatment", None),
+    ("pre_rate_control", None),
+    ("pre_diff_abs", "pre_diff_abs_ci"),
+    ("pre_p_value", None),
+    ("uplift_abs_adjusted", "uplift_abs_adjusted_ci"),
     ("qini_auc", None),
     ("uplift_auc", None),
 )
@@ -313,6 +341,8 @@ def evaluate_pack(
 
     ``scope`` overrides the spec lookup (tests, or a pack whose spec was since deleted).
     """
+    from pyspark.sql import functions as F
+
     from dmp.report import write_report
 
     if window_days < 1:
@@ -364,6 +394,13 @@ def evaluate_pack(
         )
     if latest is not None and latest < run_date + timedelta(days=window_days):
         report["warnings"].append(f"interim look: the window is still open (data up to {latest})")
+    pre_first, pre_last = pre_window(run_date, window_days)
+    earliest = daily_df.agg(F.min("event_date").alias("d")).first()["d"]
+    if earliest is not None and earliest > pre_first:
+        report["warnings"].append(
+            f"the pre-period check covers only {earliest} … {pre_last} of {pre_first} … {pre_last}: "
+            f"silver/user_daily starts on {earliest}"
+        )
     report.update(
         {
             "segment": segment,
@@ -377,6 +414,7 @@ def evaluate_pack(
                 (run_date + timedelta(days=1)).isoformat(),
                 (run_date + timedelta(days=window_days)).isoformat(),
             ],
+            "pre_window": [pre_first.isoformat(), pre_last.isoformat()],
             "outcome": "converted = at least one order in scope in the window; value = GMV in scope in the window",
             "data_until": latest.isoformat() if latest else None,
             "evaluated_at": evaluated_at.isoformat() + "Z",
@@ -428,6 +466,7 @@ def prepare_external(
     outcome_col: str,
     value_col: str | None = None,
     score_col: str | None = None,
+    pre_outcome_col: str | None = None,
     treatment_value: str | None = None,
     control_value: str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -437,6 +476,7 @@ def prepare_external(
         ("--outcome-col", outcome_col),
         ("--value-col", value_col),
         ("--score-col", score_col),
+        ("--pre-outcome-col", pre_outcome_col),
     ):
         if col is not None and col not in raw.columns:
             raise DmpError(f"{source}: column {col!r} ({option}) not found; columns are {list(raw.columns)}")
@@ -470,6 +510,8 @@ def prepare_external(
         frame["value"] = raw.loc[~other, value_col]
     if score_col:
         frame["score"] = raw.loc[~other, score_col]
+    if pre_outcome_col:
+        frame["pre_converted"] = raw.loc[~other, pre_outcome_col]
     frame = frame.reset_index(drop=True)
     if not is_t.any():
         raise DmpError(
@@ -483,6 +525,7 @@ def prepare_external(
         "outcome_col": outcome_col,
         "value_col": value_col,
         "score_col": score_col,
+        "pre_outcome_col": pre_outcome_col,
         "treatment_value": t_val,
         "control_value": c_val,
         "rows_read": len(raw),
@@ -500,6 +543,7 @@ def evaluate_file(
     outcome_col: str,
     value_col: str | None = None,
     score_col: str | None = None,
+    pre_outcome_col: str | None = None,
     treatment_value: str | None = None,
     control_value: str | None = None,
 ) -> Evaluation:
@@ -515,6 +559,7 @@ def evaluate_file(
         outcome_col=outcome_col,
         value_col=value_col,
         score_col=score_col,
+        pre_outcome_col=pre_outcome_col,
         treatment_value=treatment_value,
         control_value=control_value,
     )
@@ -523,7 +568,12 @@ def evaluate_file(
     except DmpError as exc:
         # name the user's columns rather than the core's
         msg = str(exc)
-        for core, user in (("'converted'", outcome_col), ("'value'", value_col), ("'score'", score_col)):
+        for core, user in (
+            ("'pre_converted'", pre_outcome_col),
+            ("'converted'", outcome_col),
+            ("'value'", value_col),
+            ("'score'", score_col),
+        ):
             if user:
                 msg = msg.replace(f"column {core}", f"column {user!r}")
         raise DmpError(msg) from None

@@ -172,6 +172,27 @@ def render_html(report: dict[str, Any], frame: pd.DataFrame | None = None) -> st
         ),
         ("Minimum detectable effect (80% power)", _pts(report["mde"]).lstrip("+"), ""),
     ]
+    if "pre_rate_treatment" in report:
+        rows += [
+            (
+                "Before the campaign: conversion rate (treatment / holdout)",
+                f"{_pct(report['pre_rate_treatment'])} / {_pct(report['pre_rate_control'])}",
+                "",
+            ),
+            (
+                "Before the campaign: gap between the groups",
+                _pts(report["pre_diff_abs"]),
+                _ci(report["pre_diff_abs_ci"], _pts),
+            ),
+            ("Before the campaign: p-value", _num(report["pre_p_value"], 4), ""),
+            (
+                "Uplift adjusted for the pre-period (ANCOVA / CUPED)",
+                _pts(report["uplift_abs_adjusted"])
+                if report["uplift_abs_adjusted"] is not None
+                else "not needed: every user had the same pre-period outcome",
+                _ci(report["uplift_abs_adjusted_ci"], _pts),
+            ),
+        ]
     if report.get("qini_auc") is not None or report.get("uplift_auc") is not None:
         rows.append(("Qini AUC (normalised)", _num(report.get("qini_auc"), 3), ""))
         rows.append(("Uplift AUC (normalised)", _num(report.get("uplift_auc"), 3), ""))
@@ -180,7 +201,17 @@ def render_html(report: dict[str, Any], frame: pd.DataFrame | None = None) -> st
     table = "\n".join(f"<tr><th>{e(a)}</th><td>{e(b)}</td><td>{e(c)}</td></tr>" for a, b, c in rows)
 
     context = []
-    for key in ("segment", "run_date", "channel", "window_days", "window", "scope", "input", "evaluated_at"):
+    for key in (
+        "segment",
+        "run_date",
+        "channel",
+        "window_days",
+        "window",
+        "pre_window",
+        "scope",
+        "input",
+        "evaluated_at",
+    ):
         if report.get(key) not in (None, "", []):
             context.append(f"<li><b>{e(key)}</b>: {e(str(report[key]))}</li>")
     for key in ("other_group_rows",):

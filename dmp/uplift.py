@@ -22,6 +22,13 @@ Choices (docs/uplift.md explains them in plain words):
 * MDE: smallest absolute uplift detectable with 80% power at alpha 0.05 (two-sided) for the actual
   group sizes and the holdout's rate, via statsmodels ``NormalIndPower`` (Cohen's h) mapped back to
   a rate difference.
+* pre-period balance (when a ``pre_converted`` column is given: the same outcome over the N days up
+  to the run date): the groups are random, so a gap before the campaign is chance, but a chance gap
+  carries over into the comparison after it. The report shows that gap (Newcombe interval, z-test)
+  and a regression-adjusted uplift (ANCOVA, the CUPED estimator for a binary covariate: OLS of
+  ``converted`` on treatment and ``pre_converted``, HC2 robust interval; statsmodels). The
+  unadjusted uplift stays the headline, as planned before the data was seen; when the groups
+  differed beforehand (p < alpha) a warning says so and the verdict quotes the adjusted estimate.
 * curves: scikit-uplift 0.5.1 definitions (uplift curve, Qini curve, their areas normalised by the
   perfect curve minus the random diagonal; tied scores form one step). Re-implemented here in
   numpy so that scikit-uplift stays a test-only dependency; tests compare both.
@@ -57,6 +64,8 @@ METHODS = {
     "p_value": "pooled two-proportion z-test, two-sided (chi-square without continuity correction)",
     "incremental_value_ci": "Welch t interval on value per user x n_treatment",
     "mde": "80% power, alpha 0.05 two-sided, Cohen's h (statsmodels NormalIndPower)",
+    "pre_diff_abs_ci": "the same outcome over the N days up to the run date: Newcombe interval, z-test p-value",
+    "uplift_abs_adjusted_ci": "ANCOVA / CUPED: OLS of converted on treatment and pre_converted, HC2 robust 95% interval",
     "curves": "scikit-uplift 0.5.1 definitions (qini_auc_score negative_effect=True, uplift_auc_score)",
 }
 
@@ -82,6 +91,8 @@ def prepare_experiment(df: pd.DataFrame, source: str = "input") -> pd.DataFrame:
         out["value"] = numeric_column(out["value"], source, "value")
     if "score" in out.columns:
         out["score"] = numeric_column(out["score"], source, "score")
+    if "pre_converted" in out.columns:
+        out["pre_converted"] = binary_column(out["pre_converted"], source, "pre_converted")
     for grp in (TREATMENT, HOLDOUT):
         if not (out["group"] == grp).any():
             raise DmpError(f"{source}: the {grp} group is empty; an uplift needs users in both groups")
@@ -222,6 +233,64 @@ def minimum_detectable_effect(
 # --------------------------------------------------------------------------------------------
 # curves (scikit-uplift 0.5.1 definitions)
 # --------------------------------------------------------------------------------------------
+
+
+def adjusted_uplift(
+    df: pd.DataFrame, alpha: float = ALPHA
+) -> tuple[float | None, float | None, float | None]:
+    """(uplift, low, high) adjusted for ``pre_converted``: the treatment coefficient of
+    ``converted ~ 1 + treatment + pre_converted`` by OLS, with an HC2 (heteroscedasticity-robust)
+    interval. None when the covariate is constant (nothing to adjust for) or the fit is undefined.
+    """
+    import statsmodels.api as sm
+
+    pre = df["pre_converted"].to_numpy(float)
+    if len(df) < 4 or pre.min() == pre.max():
+        return None, None, None
+    treated = (df["group"] == TREATMENT).to_numpy(float)
+    design = np.column_stack([np.ones(len(df)), treated, pre])
+    fit = sm.OLS(df["converted"].to_numpy(float), design).fit(cov_type="HC2")
+    low, high = fit.conf_int(alpha=alpha)[1]
+    return _f(fit.params[1]), _f(low), _f(high)
+
+
+def pre_period_balance(df: pd.DataFrame, alpha: float = ALPHA) -> dict[str, Any]:
+    """The groups' conversion before the campaign, their gap, and the uplift adjusted for it."""
+    t = df[df["group"] == TREATMENT]
+    c = df[df["group"] == HOLDOUT]
+    n_t, n_c = len(t), len(c)
+    x_t, x_c = int(t["pre_converted"].sum()), int(c["pre_converted"].sum())
+    low, high = diff_interval(x_t, n_t, x_c, n_c, alpha)
+    adjusted, adj_low, adj_high = adjusted_uplift(df, alpha)
+    return {
+        "pre_conversions_treatment": x_t,
+        "pre_conversions_control": x_c,
+        "pre_rate_treatment": _f(x_t / n_t),
+        "pre_rate_control": _f(x_c / n_c),
+        "pre_diff_abs": _f(x_t / n_t - x_c / n_c),
+        "pre_diff_abs_ci": [low, high],
+        "pre_p_value": two_proportion_p_value(x_t, n_t, x_c, n_c),
+        "uplift_abs_adjusted": adjusted,
+        "uplift_abs_adjusted_ci": [adj_low, adj_high],
+    }
+
+
+def imbalance_warning(report: dict[str, Any], alpha: float = ALPHA) -> str | None:
+    """A warning when the groups already differed before the campaign (pre-period p < alpha)."""
+    p = report.get("pre_p_value")
+    if p is None or p >= alpha:
+        return None
+    text = (
+        f"treatment and holdout already differed before the campaign: {report['pre_rate_treatment']:.1%} vs "
+        f"{report['pre_rate_control']:.1%} converted in the pre-period (p = {p:.3g}). Assignment is random, "
+        "so this is chance, but the gap carries over into the uplift"
+    )
+    adjusted, (low, high) = report.get("uplift_abs_adjusted"), report["uplift_abs_adjusted_ci"]
+    if adjusted is not None and low is not None and high is not None:
+        text += (
+            f"; adjusted for it: {adjusted * 100:+.2f} points (95% CI {low * 100:+.2f} to {high * 100:+.2f})"
+        )
+    return text
 
 
 def _curve_steps(
@@ -437,11 +506,23 @@ def evaluate_experiment(
         report["cumulative_uplift"] = cumulative_uplift_by_day(df, window_days, alpha)
 
     warnings = sample_size_warnings(n_t, n_c, x_t, x_c, mde, rate_c)
-    report["warnings"] = warnings
     report["significant"] = bool(low is not None and high is not None and (low > 0 or high < 0))
     report["conclusive"] = report["significant"] and not any(
         w.startswith("holdout too small") for w in warnings
     )
+    if "pre_converted" in df.columns:
+        report.update(pre_period_balance(df, alpha))
+        imbalance = imbalance_warning(report, alpha)
+        report["imbalanced"] = imbalance is not None
+        if imbalance:
+            warnings.append(imbalance)
+            # still conclusive only if the adjusted interval excludes zero on the same side
+            adj_low, adj_high = report["uplift_abs_adjusted_ci"]
+            agrees = (adj_low is not None and adj_low > 0 and uplift > 0) or (
+                adj_high is not None and adj_high < 0 and uplift < 0
+            )
+            report["conclusive"] = report["conclusive"] and agrees
+    report["warnings"] = warnings
     report["verdict"] = verdict(report)
     return report
 
@@ -499,9 +580,22 @@ def verdict(report: dict[str, Any]) -> str:
         return "not enough data to estimate an uplift"
     span = f"{pts:+.2f} points (95% CI {low * 100:+.2f} to {high * 100:+.2f})"
     if low > 0:
-        return f"the campaign raised conversion by {span}"
-    if high < 0:
-        return f"the campaign lowered conversion by {span}"
-    mde = report.get("mde")
-    tail = f"; effects smaller than {mde * 100:.2f} points could not be detected" if mde is not None else ""
-    return f"no effect detected: {span} includes zero{tail}"
+        sentence = f"the campaign raised conversion by {span}"
+    elif high < 0:
+        sentence = f"the campaign lowered conversion by {span}"
+    else:
+        mde = report.get("mde")
+        tail = (
+            f"; effects smaller than {mde * 100:.2f} points could not be detected" if mde is not None else ""
+        )
+        sentence = f"no effect detected: {span} includes zero{tail}"
+    if not report.get("imbalanced"):
+        return sentence
+    gap = f"the groups already differed by {report['pre_diff_abs'] * 100:+.2f} points before the campaign"
+    adjusted, (adj_low, adj_high) = report.get("uplift_abs_adjusted"), report["uplift_abs_adjusted_ci"]
+    if adjusted is None or adj_low is None or adj_high is None:
+        return f"{sentence}; but {gap}, so part of it is that chance imbalance"
+    adj = f"{adjusted * 100:+.2f} points (95% CI {adj_low * 100:+.2f} to {adj_high * 100:+.2f})"
+    if adj_low <= 0 <= adj_high:
+        return f"{sentence}; but {gap}: adjusted for that, {adj}, which includes zero, so no effect is established"
+    return f"{sentence}; {gap}: adjusted for that, {adj}"

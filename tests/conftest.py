@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,9 @@ def spark() -> Iterator:
     session = get_spark("dmp-tests")
     yield session
     session.stop()
+    # py4j logs "Closing down clientserver connection" from a finaliser at interpreter exit, after
+    # pytest has closed the stream a logging handler (set up by an Airflow import) writes to.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 @pytest.fixture()

@@ -238,4 +238,8 @@ def test_uplift_evaluates_the_closed_window_only(run: Run) -> None:
         run.campaign["n_holdout"],
     )
     assert result["report"] and Path(result["report"]).is_file()
+    # the pre-period balance check: the pack excludes anyone who bought in S001 in the 14 days up to
+    # the run date, which is exactly the pre-period in that scope, so neither group converted there
+    assert result["pre_rate_treatment"][0] == 0.0 and result["pre_rate_control"][0] == 0.0
+    assert result["pre_p_value"][0] == 1.0
     assert all(state == "success" for state, _ in run.states["dmp_uplift"].values())

@@ -58,6 +58,8 @@ def write_tiny_lake(spark, lake: str) -> None:  # type: ignore[no-untyped-def]
         _daily_row("h1", d(2), "S001", orders=1, gmv=40.0),  # holdout converts on day 2
         _daily_row("h2", d(1), "S001", views=1),
         _daily_row("x1", d(1), "S001", orders=1, gmv=500.0),  # not in the pack
+        _daily_row("h3", d(-3), "S001", orders=1, gmv=20.0),  # before a 3-day pre-period (R-2 … R)
+        _daily_row("h4", d(-2), "S001", orders=1, gmv=25.0),  # inside it
     ]
     spark.createDataFrame(daily, USER_DAILY).write.format("delta").partitionBy("event_date").save(
         lk.table_path(lake, lk.USER_DAILY)
@@ -133,6 +135,12 @@ def test_evaluate_pack_on_tiny_lake(spark, tiny_lake: str, tmp_path: Path) -> No
     assert [row["rate_control"] for row in r["cumulative_uplift"]] == pytest.approx([0, 1 / 4, 1 / 4])
     assert r["qini_auc"] is not None and set(r["uplift_at_k"]) == {"0.1", "0.2", "0.3", "0.5"}
     assert any(w.startswith("holdout too small to conclude") for w in r["warnings"])
+    # pre-period R-2 … R in scope: t3 (on R) and h4 (on R-2) converted; h3 (R-3) is before it
+    assert r["pre_window"] == ["2026-03-13", "2026-03-15"]
+    assert (r["pre_rate_treatment"], r["pre_rate_control"]) == pytest.approx((1 / 6, 1 / 4))
+    assert r["pre_diff_abs"] == pytest.approx(1 / 6 - 1 / 4)
+    assert r["imbalanced"] is False and not any("before the campaign" in w for w in r["warnings"])
+    assert not any(w.startswith("the pre-period check covers only") for w in r["warnings"])
 
     # gold/uplift_results: one row per metric, keyed by segment + run_date
     all_res = lk.read_table(spark, lake, lk.UPLIFT_RESULTS).toPandas()
@@ -146,15 +154,22 @@ def test_evaluate_pack_on_tiny_lake(spark, tiny_lake: str, tmp_path: Path) -> No
     assert set(res["n_treatment"]) == {6} and set(res["n_holdout"]) == {4}
     assert set(res["window_days"]) == {3} and set(res["channel"]) == {"coupon_center+jd_ads"}
     assert "uplift_at_k_0.3" in res.index and "qini_auc" in res.index
+    assert res.loc["pre_rate_control", "value"] == pytest.approx(0.25)
+    assert res.loc["pre_diff_abs", ["ci_low", "ci_high"]].tolist() == pytest.approx(
+        list(uplift.diff_interval(1, 6, 1, 4))
+    )
+    assert res.loc["uplift_abs_adjusted", "value"] == pytest.approx(r["uplift_abs_adjusted"])
 
     # the report files
     saved = json.loads((out / "report.json").read_text())
     assert saved["uplift_abs_ci"] == pytest.approx([low, high])
     for key in ("n_treatment", "n_control", "rate_treatment", "rate_control", "uplift_abs", "uplift_abs_ci",
                 "uplift_rel", "p_value", "incremental_conversions", "incremental_value", "incremental_value_ci",
-                "mde", "qini_auc", "uplift_auc", "uplift_at_k"):  # fmt: skip
+                "mde", "qini_auc", "uplift_auc", "uplift_at_k", "pre_rate_treatment", "pre_p_value",
+                "uplift_abs_adjusted", "uplift_abs_adjusted_ci"):  # fmt: skip
         assert key in saved, key
     page = (out / "report.html").read_text()
+    assert "Before the campaign: gap between the groups" in page and "2026-03-13" in page
     assert (
         len(re.findall(r'src="data:image/png;base64,[A-Za-z0-9+/=]{200,}"', page)) == 3
     )  # rates, days, qini
@@ -275,6 +290,40 @@ def test_byo_cli_on_csv(tmp_path: Path) -> None:
     assert r["incremental_value"] == pytest.approx((5.0 - 4.0) * 1000)
     assert r["qini_auc"] is not None
     assert (out / "report.html").stat().st_size > 10_000
+
+
+def test_byo_cli_with_a_pre_period_column(tmp_path: Path) -> None:
+    from dmp.cli import app
+
+    # earlier buyers: 60% of the control, 30% of the treated; +10 points among both kinds of user
+    rows = (
+        [("A", 1, 1)] * 72 + [("A", 1, 0)] * 48 + [("A", 0, 1)] * 56 + [("A", 0, 0)] * 224
+        + [("B", 1, 1)] * 30 + [("B", 1, 0)] * 30 + [("B", 0, 1)] * 4 + [("B", 0, 0)] * 36
+    )  # fmt: skip
+    csv = tmp_path / "exp.csv"
+    pd.DataFrame(rows, columns=["arm", "bought_before", "bought"]).to_csv(csv, index=False)
+    base = ["evaluate", "--input", str(csv), "--group-col", "arm", "--outcome-col", "bought",
+            "--treatment-value", "A", "--control-value", "B"]  # fmt: skip
+    res = CliRunner().invoke(app, [*base, "--pre-outcome-col", "bought_before", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    r = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert r["uplift_abs"] == pytest.approx(-0.02) and r["uplift_abs_adjusted"] == pytest.approx(0.10)
+    assert (r["pre_rate_treatment"], r["pre_rate_control"]) == pytest.approx((0.3, 0.6))
+    assert r["pre_outcome_col"] == "bought_before" and r["imbalanced"] is True
+    printed = " ".join(res.output.split())  # rich wraps at the runner's 80 columns
+    assert "differed before the campaign" in printed
+    assert "before the campaign: treatment 30.00%, holdout 60.00% (p = " in printed
+    assert "adjusted uplift +10.00 points" in printed
+    assert "Uplift adjusted for the pre-period" in (tmp_path / "o" / "report.html").read_text()
+
+    pd.DataFrame(rows, columns=["arm", "bought_before", "bought"]).assign(bought_before="maybe").to_csv(
+        csv, index=False
+    )
+    res = CliRunner().invoke(app, [*base, "--pre-outcome-col", "bought_before", "--out", str(tmp_path / "b")])
+    assert res.exit_code != 0 and isinstance(res.exception, DmpError)  # dmp.cli.main prints it, exits 1
+    assert f"{csv}: column 'bought_before' is not binary: found ['maybe']" in str(res.exception)
+    res = CliRunner().invoke(app, [*base, "--pre-outcome-col", "nope", "--out", str(tmp_path / "c")])
+    assert res.exit_code != 0 and "column 'nope' (--pre-outcome-col) not found" in str(res.exception)
 
 
 def test_byo_parquet_with_default_labels(tmp_path: Path) -> None:

@@ -261,3 +261,118 @@ def test_perfect_score_has_qini_one() -> None:
     t = np.array([1, 1, 1, 0, 0, 0, 0, 1])
     perfect = y * t - y * (1 - t)
     assert uplift.qini_auc_score(y, perfect, t) == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# pre-period balance and the adjusted uplift
+# --------------------------------------------------------------------------------------------
+
+
+def cells(counts: dict[tuple[str, int], tuple[int, int]]) -> pd.DataFrame:
+    """(group, pre_converted) -> (users, of whom converted after): one row per user."""
+    rows = []
+    for (group, pre), (n, x) in counts.items():
+        rows += [(group, pre, 1)] * x + [(group, pre, 0)] * (n - x)
+    return pd.DataFrame(rows, columns=["group", "pre_converted", "converted"])
+
+
+# The same +10-point effect among earlier buyers (60% vs 50% convert after) and the others (20% vs
+# 10%), but earlier buyers are 60% of the holdout and 30% of the treatment: unadjusted, the
+# treatment looks 2 points worse (Simpson's paradox). The additive model fits the four cell means
+# exactly, so OLS recovers the effect exactly.
+SIMPSON = {
+    ("treatment", 1): (120, 72),
+    ("treatment", 0): (280, 56),
+    ("holdout", 1): (60, 30),
+    ("holdout", 0): (40, 4),
+}
+
+
+def hc2_interval(df: pd.DataFrame) -> tuple[float, float, float]:
+    """The treatment coefficient and its 95% HC2 interval, by the textbook formulas in numpy."""
+    x = np.column_stack([np.ones(len(df)), (df["group"] == "treatment").astype(float), df["pre_converted"]])
+    y = df["converted"].to_numpy(float)
+    xtx_inv = np.linalg.inv(x.T @ x)
+    beta = xtx_inv @ x.T @ y
+    resid = y - x @ beta
+    leverage = np.einsum("ij,jk,ik->i", x, xtx_inv, x)
+    meat = x.T @ (x * (resid**2 / (1 - leverage))[:, None])
+    se = math.sqrt((xtx_inv @ meat @ xtx_inv)[1, 1])
+    return beta[1], beta[1] - Z * se, beta[1] + Z * se
+
+
+def test_adjusted_uplift_undoes_a_pre_period_imbalance() -> None:
+    df = cells(SIMPSON)
+    r = uplift.evaluate_experiment(df)
+    assert r["uplift_abs"] == pytest.approx(128 / 400 - 34 / 100)  # -0.02
+    assert (r["pre_rate_treatment"], r["pre_rate_control"]) == pytest.approx((0.30, 0.60))
+    assert r["pre_diff_abs"] == pytest.approx(-0.30)
+    assert r["pre_diff_abs_ci"] == pytest.approx(list(uplift.diff_interval(120, 400, 60, 100)), abs=1e-12)
+    assert r["pre_p_value"] == pytest.approx(uplift.two_proportion_p_value(120, 400, 60, 100))
+    assert r["pre_p_value"] < 1e-5
+    assert r["uplift_abs_adjusted"] == pytest.approx(0.10, abs=1e-12)
+    coef, low, high = hc2_interval(df)
+    assert r["uplift_abs_adjusted_ci"] == pytest.approx([low, high], abs=1e-9)
+    assert coef == pytest.approx(0.10, abs=1e-12) and low < 0.10 < high
+    assert r["imbalanced"] is True and r["conclusive"] is False
+    [warning] = [w for w in r["warnings"] if "differed before the campaign" in w]
+    assert "30.0% vs 60.0%" in warning and "adjusted for it: +10.00 points" in warning
+    assert r["verdict"].startswith("no effect detected: -2.00 points")
+    assert (
+        "the groups already differed by -30.00 points before the campaign: adjusted for that, +10.00"
+        in r["verdict"]
+    )
+
+
+def test_imbalanced_but_adjusted_effect_agrees_stays_conclusive() -> None:
+    # the same imbalance, +20 points in both kinds of user, four times the users
+    r = uplift.evaluate_experiment(
+        cells(
+            {
+                ("treatment", 1): (480, 336),
+                ("treatment", 0): (1120, 336),
+                ("holdout", 1): (240, 120),
+                ("holdout", 0): (160, 16),
+            }
+        )
+    )
+    assert r["uplift_abs"] == pytest.approx(672 / 1600 - 136 / 400)  # +8 points
+    assert r["uplift_abs_adjusted"] == pytest.approx(0.20, abs=1e-12)
+    assert r["imbalanced"] is True and r["significant"] is True and r["conclusive"] is True
+    assert r["verdict"].startswith("the campaign raised conversion by +8.00 points")
+    assert r["verdict"].endswith(
+        f"before the campaign: adjusted for that, +20.00 points (95% CI {r['uplift_abs_adjusted_ci'][0] * 100:+.2f}"
+        f" to {r['uplift_abs_adjusted_ci'][1] * 100:+.2f})"
+    )
+
+
+def test_balanced_pre_period_changes_nothing() -> None:
+    balanced = {
+        ("treatment", 1): (400, 240),
+        ("treatment", 0): (1600, 320),
+        ("holdout", 1): (100, 50),
+        ("holdout", 0): (400, 40),
+    }
+    r = uplift.evaluate_experiment(cells(balanced))
+    plain = uplift.evaluate_experiment(cells(balanced).drop(columns=["pre_converted"]))
+    assert r["pre_diff_abs"] == pytest.approx(0.0) and r["pre_p_value"] == pytest.approx(1.0)
+    assert r["imbalanced"] is False
+    assert r["warnings"] == plain["warnings"] and r["verdict"] == plain["verdict"]
+    assert r["conclusive"] == plain["conclusive"] is True
+    # with equal pre-period shares the adjustment leaves the difference of means unchanged
+    assert r["uplift_abs_adjusted"] == pytest.approx(r["uplift_abs"], abs=1e-12)
+    assert "pre_rate_treatment" not in plain and "imbalanced" not in plain
+
+
+def test_constant_pre_period_needs_no_adjustment() -> None:
+    df = experiment(500, 60, 500, 40).assign(pre_converted=0)  # e.g. a pack that excludes recent buyers
+    r = uplift.evaluate_experiment(df)
+    assert (r["pre_rate_treatment"], r["pre_rate_control"], r["pre_p_value"]) == (0.0, 0.0, 1.0)
+    assert r["uplift_abs_adjusted"] is None and r["uplift_abs_adjusted_ci"] == [None, None]
+    assert r["imbalanced"] is False
+
+
+def test_bad_pre_period_column_is_named() -> None:
+    df = experiment(10, 1, 10, 1).assign(pre_converted=[0, 2] * 10)
+    with pytest.raises(DmpError, match=r"exp.csv: column 'pre_converted' is not binary: found \[2.0\]"):
+        uplift.evaluate_experiment(df, source="exp.csv")

@@ -49,6 +49,13 @@ def register(app: typer.Typer) -> None:
         score_col: Annotated[
             str | None, typer.Option("--score-col", help="[--input] ranking score column.")
         ] = None,
+        pre_outcome_col: Annotated[
+            str | None,
+            typer.Option(
+                "--pre-outcome-col",
+                help="[--input] 0/1 conversion before the campaign: balance check and adjusted uplift.",
+            ),
+        ] = None,
         treatment_value: Annotated[
             str | None,
             typer.Option(
@@ -84,6 +91,7 @@ def register(app: typer.Typer) -> None:
                 outcome_col=outcome_col,
                 value_col=value_col,
                 score_col=score_col,
+                pre_outcome_col=pre_outcome_col,
                 treatment_value=treatment_value,
                 control_value=control_value,
             )
@@ -121,6 +129,18 @@ def print_summary(console: Console, report: dict) -> None:
     )
     p_value = report["p_value"]
     console.print(f"[bold]{report['verdict']}[/]" + (f"  (p = {p_value:.4g})" if p_value is not None else ""))
+    if report.get("pre_rate_treatment") is not None:
+        adjusted, (low, high) = report.get("uplift_abs_adjusted"), report["uplift_abs_adjusted_ci"]
+        console.print(
+            f"before the campaign: treatment {report['pre_rate_treatment'] * 100:.2f}%, holdout "
+            f"{report['pre_rate_control'] * 100:.2f}% (p = {report['pre_p_value']:.4g})"
+            + (
+                f"; adjusted uplift {adjusted * 100:+.2f} points [{low * 100:+.2f}, {high * 100:+.2f}]"
+                if adjusted is not None and low is not None and high is not None
+                else ""
+            ),
+            highlight=False,
+        )
     if report.get("qini_auc") is not None:
         console.print(f"qini_auc {report['qini_auc']:.3f}, uplift_auc {report['uplift_auc']:.3f}")
     for warning in report.get("warnings", []):

@@ -190,6 +190,13 @@ def collect_summary(lake: str) -> dict[str, Any]:
     return out
 
 
+def _fmt_interval(metric: tuple[Any, Any, Any] | None) -> str:
+    value, low, high = metric or (None, None, None)
+    if value is None:
+        return "-"
+    return f"{value:+.2%}" + ("" if low is None or high is None else f" [{low:+.2%}, {high:+.2%}]")
+
+
 def _fmt_rate(value: Any) -> str:
     return "-" if value is None else f"{float(value):.1%}"
 
@@ -206,7 +213,8 @@ def summary_cmd(lake: LakeOpt = None, as_json: Annotated[bool, typer.Option("--j
     if as_json:
         typer.echo(json.dumps(data, indent=2, default=str))
         return
-    console = Console()
+    # Piped into a log (make demo), rich would wrap every table to 80 columns.
+    console = Console() if sys.stdout.isatty() else Console(width=200)
     dates = data["event_dates"]
     span = f"{dates[0]} … {dates[-1]} ({len(dates)} days)" if dates else "no events"
     lines = Table(title=f"dmp summary — lake {root}", show_header=False)
@@ -246,14 +254,17 @@ def summary_cmd(lake: LakeOpt = None, as_json: Annotated[bool, typer.Option("--j
     console.print(deliveries)
 
     uplift = Table(title="uplift (gold/uplift_results)")
-    for col in ("segment", "run_date", "n treat / hold", "uplift (abs, 95% CI)", "p-value", "report"):
+    columns = ("segment", "run_date", "n treat / hold", "uplift (abs, 95% CI)", "p-value",
+               "gap before (p)", "adjusted for it (95% CI)", "report")  # fmt: skip
+    for col in columns:
         uplift.add_column(col, overflow="fold")
     for u in data["uplift"]:
-        value, low, high = u.get("uplift_abs", (None, None, None))
         p_value = (u.get("p_value") or (None,))[0]
+        gap, pre_p = (u.get("pre_diff_abs") or (None,))[0], (u.get("pre_p_value") or (None,))[0]
         uplift.add_row(
             u["segment"], u["run_date"], f"{u['n_treatment']} / {u['n_holdout']}",
-            "-" if value is None else f"{value:+.2%} [{low:+.2%}, {high:+.2%}]",
-            "-" if p_value is None else f"{p_value:.3g}", str(u["report"] or "-"),
+            _fmt_interval(u.get("uplift_abs")), "-" if p_value is None else f"{p_value:.3g}",
+            "-" if gap is None or pre_p is None else f"{gap:+.2%} ({pre_p:.3g})",
+            _fmt_interval(u.get("uplift_abs_adjusted")), str(u["report"] or "-"),
         )  # fmt: skip
     console.print(uplift)
