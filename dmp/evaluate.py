@@ -194,19 +194,40 @@ def pack_segments(spark: SparkSession, lake: str, run_date: date) -> list[str]:
 
 def check_window_closed(
     daily_df: DataFrame, run_date: date, window_days: int, allow_open: bool
-) -> date | None:
-    """Latest day with data; raises unless the data reaches R+N (or ``allow_open``)."""
+) -> tuple[date | None, date | None]:
+    """(earliest, latest) day with data; raises unless the data reaches R+N (or ``allow_open``)."""
     from pyspark.sql import functions as F
 
     last_needed = run_date + timedelta(days=window_days)
-    latest = daily_df.agg(F.max("event_date").alias("d")).first()["d"]
+    span = daily_df.agg(F.min("event_date").alias("first"), F.max("event_date").alias("last")).first()
+    earliest, latest = span["first"], span["last"]
     if (latest is None or latest < last_needed) and not allow_open:
         raise DmpError(
             f"the attribution window {run_date + timedelta(days=1)} … {last_needed} has not closed: "
             f"silver/user_daily reaches {latest}; wait until it covers {last_needed} "
             "(or pass --allow-open-window for an interim look)"
         )
-    return latest
+    return earliest, latest
+
+
+def earlier_deliveries(
+    spark: SparkSession, lake: str, segment: str, run_date: date, window_days: int
+) -> list[date]:
+    """Run dates D in R-2N+1 … R-1 on which this segment's pack was delivered (latest attempt per
+    channel succeeded). Its treated users (the holdout is stable across runs) were then contacted
+    during D+1 … D+N, which overlaps the pre-period R-N+1 … R."""
+    from pyspark.sql import functions as F
+
+    if not lk.table_exists(spark, lake, lk.DELIVERIES):
+        return []
+    first, last = run_date - timedelta(days=2 * window_days - 1), run_date - timedelta(days=1)
+    df = lk.read_table(spark, lake, lk.DELIVERIES).filter(
+        (F.col("segment") == segment) & F.col("run_date").between(F.lit(first), F.lit(last))
+    )
+    if "attempt" in df.columns:
+        df = df.groupBy("run_date", "channel").agg(F.max_by("status", "attempt").alias("status"))
+    df = df.filter(F.lower(F.col("status")).isin(*DELIVERED_STATUSES))
+    return sorted({r["run_date"] for r in df.select("run_date").distinct().collect()})
 
 
 def load_pack(spark: SparkSession, lake: str, segment: str, run_date: date) -> DataFrame:
@@ -341,8 +362,6 @@ def evaluate_pack(
 
     ``scope`` overrides the spec lookup (tests, or a pack whose spec was since deleted).
     """
-    from pyspark.sql import functions as F
-
     from dmp.report import write_report
 
     if window_days < 1:
@@ -354,7 +373,7 @@ def evaluate_pack(
     if not lk.table_exists(spark, lake, lk.USER_DAILY):
         raise DmpError(f"{lk.table_path(lake, lk.USER_DAILY)}: table not found; run dmp aggregate first")
     daily_df = lk.read_table(spark, lake, lk.USER_DAILY)
-    latest = check_window_closed(daily_df, run_date, window_days, allow_open_window)
+    earliest, latest = check_window_closed(daily_df, run_date, window_days, allow_open_window)
 
     pack_df = load_pack(spark, lake, segment, run_date)
     users = with_outcomes(pack_df, daily_df, run_date, window_days, scope).toPandas()
@@ -372,6 +391,10 @@ def evaluate_pack(
     if frame["score"].isna().any():
         frame = frame.drop(columns=["score"])  # unscored (or partly scored) packs: no ranking metrics
     frame["days_to_convert"] = frame["days_to_convert"].astype("float")
+    pre_first, pre_last = pre_window(run_date, window_days)
+    contacted = earlier_deliveries(spark, lake, segment, run_date, window_days)
+    if contacted:  # the pre-period is not "before the campaign" for these users
+        frame = frame.drop(columns=["pre_converted"])
 
     channels = delivered_channels(spark, lake, segment, run_date)
     channel = "+".join(channels) if channels else "none"
@@ -394,9 +417,13 @@ def evaluate_pack(
         )
     if latest is not None and latest < run_date + timedelta(days=window_days):
         report["warnings"].append(f"interim look: the window is still open (data up to {latest})")
-    pre_first, pre_last = pre_window(run_date, window_days)
-    earliest = daily_df.agg(F.min("event_date").alias("d")).first()["d"]
-    if earliest is not None and earliest > pre_first:
+    if contacted:
+        shown = ", ".join(str(day) for day in contacted[-3:])
+        report["warnings"].append(
+            f"no pre-period check: this segment was also delivered on {shown}, so its treated users were "
+            f"already contacted during {pre_first} … {pre_last}"
+        )
+    elif earliest is not None and earliest > pre_first:
         report["warnings"].append(
             f"the pre-period check covers only {earliest} … {pre_last} of {pre_first} … {pre_last}: "
             f"silver/user_daily starts on {earliest}"

@@ -186,11 +186,9 @@ def render_html(report: dict[str, Any], frame: pd.DataFrame | None = None) -> st
             ),
             ("Before the campaign: p-value", _num(report["pre_p_value"], 4), ""),
             (
-                "Uplift adjusted for the pre-period (ANCOVA / CUPED)",
-                _pts(report["uplift_abs_adjusted"])
-                if report["uplift_abs_adjusted"] is not None
-                else "not needed: every user had the same pre-period outcome",
-                _ci(report["uplift_abs_adjusted_ci"], _pts),
+                "Uplift adjusted for the pre-period (regression adjustment)",
+                _pts(report["uplift_abs_adjusted"]),
+                report.get("uplift_abs_adjusted_note") or _ci(report["uplift_abs_adjusted_ci"], _pts),
             ),
         ]
     if report.get("qini_auc") is not None or report.get("uplift_auc") is not None:

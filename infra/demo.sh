@@ -80,6 +80,28 @@ run_dag dmp_uplift "$end" "{\"as_of\": \"$end\"}"
 
 step "summary"
 "$bin/dmp" summary --lake "$out/lakehouse"
+
+step "measured uplift against the generator's planted truth ($out/landing/truth/campaigns.json)"
+"$bin/dmp" summary --lake "$out/lakehouse" --json >"$out/logs/summary.json"
+"$bin/python" - "$out/landing/truth/campaigns.json" "$out/logs/summary.json" <<'EOF'
+import json, sys
+planted = {c["segment"]: c for c in json.load(open(sys.argv[1]))}
+measured = json.load(open(sys.argv[2]))["uplift"]
+def pct(v):
+    return f"{v * 100:+.2f} points"
+for u in measured:
+    value, low, high = u["uplift_abs"]
+    truth = planted.get(u["segment"])
+    if truth is None:
+        where = "inside" if low <= 0 <= high else "OUTSIDE it (a 95% interval misses the truth 1 time in 20)"
+        print(f"   {u['segment']}: nothing planted (true uplift 0); measured {pct(value)} "
+              f"[{pct(low)}, {pct(high)}]: zero is {where}")
+    else:
+        where = "inside" if low <= truth["true_uplift_abs"] <= high else "OUTSIDE"
+        print(f"   {u['segment']}: planted {pct(truth['true_uplift_abs'])} (realised in this sample "
+              f"{pct(truth['realised_uplift_abs'])}); measured {pct(value)} [{pct(low)}, {pct(high)}]: "
+              f"the planted effect is {where} the interval")
+EOF
 echo
 echo "Airflow home: $AIRFLOW_HOME   DAG logs: $out/logs/   deliveries: $out/delivery/   reports: $out/reports/"
 echo "demo finished in $(( $(date +%s) - began ))s"

@@ -60,6 +60,9 @@ def write_tiny_lake(spark, lake: str) -> None:  # type: ignore[no-untyped-def]
         _daily_row("x1", d(1), "S001", orders=1, gmv=500.0),  # not in the pack
         _daily_row("h3", d(-3), "S001", orders=1, gmv=20.0),  # before a 3-day pre-period (R-2 … R)
         _daily_row("h4", d(-2), "S001", orders=1, gmv=25.0),  # inside it
+        _daily_row("t3", d(-1), "S001", orders=2, gmv=80.0),  # t3 again: one user, one pre-period flag
+        _daily_row("h1", d(-1), "S002", orders=1, gmv=15.0),  # out of scope
+        _daily_row("h2", d(-1), "S001", views=4),  # a visit is not a conversion
     ]
     spark.createDataFrame(daily, USER_DAILY).write.format("delta").partitionBy("event_date").save(
         lk.table_path(lake, lk.USER_DAILY)
@@ -92,6 +95,8 @@ def write_tiny_lake(spark, lake: str) -> None:  # type: ignore[no-untyped-def]
         ("spring_revisit", "coupon_center", R, 1, "full", "p", 8, "abd", "success", at, None),
         ("spring_revisit", "sms", R, 1, "full", "p", 8, "abe", "success", at, None),
         ("spring_revisit", "sms", R, 2, "full", "p", 8, None, "failed", at, "quota"),
+        # the day before: its treated users were contacted during other_segment's pre-period R-2 … R
+        ("other_segment", "jd_ads", d(-1), 1, "full", "p", 8, "abf", "success", at, None),
     ]
     spark.createDataFrame(deliveries, DELIVERIES_SCHEMA).write.format("delta").save(
         lk.table_path(lake, lk.DELIVERIES)
@@ -178,7 +183,14 @@ def test_evaluate_pack_on_tiny_lake(spark, tiny_lake: str, tmp_path: Path) -> No
     )
 
     # rerun for another segment, then this one again: replaceWhere keeps one copy of each
-    evaluate_pack(spark, lake, "other_segment", R, window_days=3, out_dir=tmp_path / "o", scope=scope)
+    other_report = evaluate_pack(
+        spark, lake, "other_segment", R, window_days=3, out_dir=tmp_path / "o", scope=scope
+    ).report
+    assert "pre_rate_treatment" not in other_report and "imbalanced" not in other_report
+    assert (
+        "no pre-period check: this segment was also delivered on 2026-03-14, so its treated users were "
+        "already contacted during 2026-03-13 … 2026-03-15"
+    ) in other_report["warnings"]
     # the spark-submit entry point (same session: get_spark reuses it), as the uplift DAG calls it
     from jobs.evaluate import main as job_main
 
@@ -186,9 +198,14 @@ def test_evaluate_pack_on_tiny_lake(spark, tiny_lake: str, tmp_path: Path) -> No
     assert job_main([*args, "--window-days", "3", "--out", str(out)]) == 0
     assert job_main([*args, "--window-days", "30", "--out", str(out)]) == 1  # window still open: exit 1
     both = lk.read_table(spark, lake, lk.UPLIFT_RESULTS).toPandas()
-    counts = both.groupby("segment").size().to_dict()
-    assert (counts["spring_revisit"], counts["other_segment"]) == (len(res), len(res))
     other = both[both["segment"] == "other_segment"].set_index("metric")
+    # other_segment was delivered on R-1: no pre-period metrics, everything else once
+    assert both[both["segment"] == "spring_revisit"]["metric"].is_unique and other.index.is_unique
+    assert set(other.index) == {
+        m for m in res.index if not m.startswith("pre_") and m != "uplift_abs_adjusted"
+    }
+    assert {m for m in res.index if m.startswith("pre_")} == {
+        "pre_rate_treatment", "pre_rate_control", "pre_diff_abs", "pre_p_value"}  # fmt: skip
     assert other.loc["uplift_abs", "value"] == pytest.approx(1 / 12)
     assert set(other["channel"]) == {"none"}  # never delivered: said so
     assert other.loc["p_value", "value"] == pytest.approx(res.loc["p_value", "value"])
@@ -209,6 +226,11 @@ def test_window_not_closed_is_an_error(spark, tiny_lake: str, tmp_path: Path) ->
     ).report
     assert r["rate_treatment"] == pytest.approx(3 / 6)  # t5's order on R+4 now counts
     assert any(w.startswith("interim look") for w in r["warnings"])
+    # a 5-day pre-period (R-4 … R) starts before the data (R-3): said so
+    assert (
+        "the pre-period check covers only 2026-03-12 … 2026-03-15 of 2026-03-11 … 2026-03-15: "
+        "silver/user_daily starts on 2026-03-12"
+    ) in r["warnings"]
     with pytest.raises(DmpError, match="no pack for segment 'nope' on 2026-03-15"):
         evaluate_pack(spark, lake, "nope", R, window_days=3, out_dir=tmp_path, scope=scope)
     with pytest.raises(DmpError, match="no valid spec named 'interim'"):

@@ -289,8 +289,10 @@ SIMPSON = {
 
 
 def hc2_interval(df: pd.DataFrame) -> tuple[float, float, float]:
-    """The treatment coefficient and its 95% HC2 interval, by the textbook formulas in numpy."""
-    x = np.column_stack([np.ones(len(df)), (df["group"] == "treatment").astype(float), df["pre_converted"]])
+    """Lin's estimate and its 95% HC2 interval, by the textbook formulas in numpy."""
+    t = (df["group"] == "treatment").to_numpy(float)
+    pre = df["pre_converted"].to_numpy(float) - df["pre_converted"].mean()
+    x = np.column_stack([np.ones(len(df)), t, pre, t * pre])
     y = df["converted"].to_numpy(float)
     xtx_inv = np.linalg.inv(x.T @ x)
     beta = xtx_inv @ x.T @ y
@@ -299,6 +301,16 @@ def hc2_interval(df: pd.DataFrame) -> tuple[float, float, float]:
     meat = x.T @ (x * (resid**2 / (1 - leverage))[:, None])
     se = math.sqrt((xtx_inv @ meat @ xtx_inv)[1, 1])
     return beta[1], beta[1] - Z * se, beta[1] + Z * se
+
+
+def post_stratified(counts: dict[tuple[str, int], tuple[int, int]]) -> float:
+    """The uplift within earlier buyers and within the others, weighted by their share of all users."""
+    n = sum(cell[0] for cell in counts.values())
+    total = 0.0
+    for pre in (0, 1):
+        (n_t, x_t), (n_c, x_c) = counts[("treatment", pre)], counts[("holdout", pre)]
+        total += (n_t + n_c) / n * (x_t / n_t - x_c / n_c)
+    return total
 
 
 def test_adjusted_uplift_undoes_a_pre_period_imbalance() -> None:
@@ -313,15 +325,100 @@ def test_adjusted_uplift_undoes_a_pre_period_imbalance() -> None:
     assert r["uplift_abs_adjusted"] == pytest.approx(0.10, abs=1e-12)
     coef, low, high = hc2_interval(df)
     assert r["uplift_abs_adjusted_ci"] == pytest.approx([low, high], abs=1e-9)
-    assert coef == pytest.approx(0.10, abs=1e-12) and low < 0.10 < high
+    assert coef == pytest.approx(0.10, abs=1e-12) and 0 < low < 0.10 < high
     assert r["imbalanced"] is True and r["conclusive"] is False
     [warning] = [w for w in r["warnings"] if "differed before the campaign" in w]
     assert "30.0% vs 60.0%" in warning and "adjusted for it: +10.00 points" in warning
     assert r["verdict"].startswith("no effect detected: -2.00 points")
-    assert (
-        "the groups already differed by -30.00 points before the campaign: adjusted for that, +10.00"
-        in r["verdict"]
+    assert r["verdict"].endswith(
+        "; but the groups already differed by -30.00 points before the campaign: adjusted for that, "
+        f"+10.00 points (95% CI {low * 100:+.2f} to {high * 100:+.2f}); the two estimates disagree, "
+        "so the result is not settled"
     )
+
+
+def test_adjusted_uplift_is_post_stratification_when_effects_differ() -> None:
+    counts = {
+        ("treatment", 1): (150, 105),  # +30 points among earlier buyers
+        ("treatment", 0): (650, 130),  # +5 among the others
+        ("holdout", 1): (80, 32),
+        ("holdout", 0): (120, 18),
+    }
+    df = cells(counts)
+    r = uplift.evaluate_experiment(df)
+    coef, low, high = hc2_interval(df)
+    assert r["uplift_abs_adjusted"] == pytest.approx(post_stratified(counts), abs=1e-12)
+    assert r["uplift_abs_adjusted"] == pytest.approx(230 / 1000 * 0.30 + 770 / 1000 * 0.05, abs=1e-12)
+    assert coef == pytest.approx(r["uplift_abs_adjusted"], abs=1e-12)
+    assert r["uplift_abs_adjusted_ci"] == pytest.approx([low, high], abs=1e-9)
+
+
+def test_imbalance_alone_is_not_a_conclusive_effect() -> None:
+    # no effect in either kind of user, but earlier buyers are 60% of the treated and 30% of the holdout
+    r = uplift.evaluate_experiment(
+        cells(
+            {
+                ("treatment", 1): (600, 300),
+                ("treatment", 0): (400, 40),
+                ("holdout", 1): (300, 150),
+                ("holdout", 0): (700, 70),
+            }
+        )
+    )
+    assert r["uplift_abs"] == pytest.approx(0.12) and r["significant"] is True
+    assert r["uplift_abs_adjusted"] == 0.0
+    low, high = r["uplift_abs_adjusted_ci"]
+    assert low < 0 < high
+    assert r["imbalanced"] is True and r["conclusive"] is False
+    assert r["verdict"].startswith("the campaign raised conversion by +12.00 points")
+    assert r["verdict"].endswith(
+        f"adjusted for that, +0.00 points (95% CI {low * 100:+.2f} to {high * 100:+.2f}), which includes zero, "
+        "so no effect is established"
+    )
+
+
+@pytest.mark.parametrize(
+    ("counts", "value", "note"),
+    [
+        (  # pre-period outcome identical to the group: the adjustment cannot be estimated
+            {("treatment", 1): (100, 50), ("holdout", 0): (100, 20)},
+            None,
+            "not estimable: in one group every user had the same pre-period outcome",
+        ),
+        (  # a single holdout user among earlier buyers: HC2 has no variance for them
+            {
+                ("treatment", 1): (100, 50),
+                ("treatment", 0): (100, 20),
+                ("holdout", 1): (1, 1),
+                ("holdout", 0): (99, 10),
+            },
+            101 / 300 * (50 / 100 - 1) + 199 / 300 * (20 / 100 - 10 / 99),
+            "no interval: one user alone makes up a group among earlier buyers or the others",
+        ),
+        (  # everyone converted: a zero-width interval would claim certainty
+            {
+                ("treatment", 1): (100, 100),
+                ("treatment", 0): (100, 100),
+                ("holdout", 1): (50, 50),
+                ("holdout", 0): (50, 50),
+            },
+            0.0,
+            "no interval: the outcome does not vary within the groups",
+        ),
+    ],
+)
+def test_adjusted_uplift_degenerate_cases_give_no_interval(
+    counts: dict, value: float | None, note: str
+) -> None:
+    r = uplift.evaluate_experiment(cells(counts))
+    assert r["uplift_abs_adjusted_ci"] == [None, None]
+    assert r["uplift_abs_adjusted_note"] == note
+    if value is None:
+        assert r["uplift_abs_adjusted"] is None
+    else:
+        assert r["uplift_abs_adjusted"] == pytest.approx(value, abs=1e-9)
+    if r["imbalanced"]:
+        assert r["conclusive"] is False and "no adjusted estimate (" in " ".join(r["warnings"])
 
 
 def test_imbalanced_but_adjusted_effect_agrees_stays_conclusive() -> None:
@@ -369,6 +466,7 @@ def test_constant_pre_period_needs_no_adjustment() -> None:
     r = uplift.evaluate_experiment(df)
     assert (r["pre_rate_treatment"], r["pre_rate_control"], r["pre_p_value"]) == (0.0, 0.0, 1.0)
     assert r["uplift_abs_adjusted"] is None and r["uplift_abs_adjusted_ci"] == [None, None]
+    assert r["uplift_abs_adjusted_note"] == "not needed: every user had the same pre-period outcome"
     assert r["imbalanced"] is False
 
 
