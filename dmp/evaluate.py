@@ -418,10 +418,11 @@ def evaluate_pack(
     if latest is not None and latest < run_date + timedelta(days=window_days):
         report["warnings"].append(f"interim look: the window is still open (data up to {latest})")
     if contacted:
-        shown = ", ".join(str(day) for day in contacted[-3:])
+        dates = ", ".join(str(day) for day in contacted[-3:])
+        shown = dates if len(contacted) <= 3 else f"{len(contacted)} earlier run dates, the latest {dates}"
         report["warnings"].append(
             f"no pre-period check: this segment was also delivered on {shown}, so its treated users were "
-            f"already contacted during {pre_first} … {pre_last}"
+            f"already contacted during part of {pre_first} … {pre_last}"
         )
     elif earliest is not None and earliest > pre_first:
         report["warnings"].append(

@@ -135,6 +135,14 @@ def _ci(pair: list[float | None], fmt: Any) -> str:
     return "n/a" if low is None or high is None else f"[{fmt(low)}, {fmt(high)}]"
 
 
+def _adjusted_interval(report: dict[str, Any]) -> str:
+    """The adjusted uplift's interval, followed by the note on why it is missing or may mislead."""
+    interval = report["uplift_abs_adjusted_ci"]
+    note = report.get("uplift_abs_adjusted_note")
+    shown = _ci(interval, _pts) if interval[0] is not None else ""
+    return " ".join(part for part in (shown, note) if part) or "n/a"
+
+
 def render_html(report: dict[str, Any], frame: pd.DataFrame | None = None) -> str:
     title = (
         report.get("title") or f"Uplift report: {report.get('segment', report.get('input', 'experiment'))}"
@@ -188,7 +196,7 @@ def render_html(report: dict[str, Any], frame: pd.DataFrame | None = None) -> st
             (
                 "Uplift adjusted for the pre-period (regression adjustment)",
                 _pts(report["uplift_abs_adjusted"]),
-                report.get("uplift_abs_adjusted_note") or _ci(report["uplift_abs_adjusted_ci"], _pts),
+                _adjusted_interval(report),
             ),
         ]
     if report.get("qini_auc") is not None or report.get("uplift_auc") is not None:

@@ -275,6 +275,19 @@ def adjusted_uplift(
     if not fit.bse[1] > 1e-12:
         return coef, None, None, "no interval: the outcome does not vary within the groups"
     low, high = fit.conf_int(alpha=alpha)[1]
+    cells = pd.DataFrame({"t": treated, "pre": pre, "y": df["converted"].to_numpy(float)}).groupby(
+        ["t", "pre"]
+    )["y"]
+    if (cells.min() == cells.max()).any():
+        return (
+            coef,
+            _f(low),
+            _f(high),
+            (
+                "the interval may be too narrow: among the earlier buyers or the others of one group, "
+                "every user had the same outcome"
+            ),
+        )
     return coef, _f(low), _f(high), None
 
 
@@ -311,12 +324,13 @@ def imbalance_warning(report: dict[str, Any], alpha: float = ALPHA) -> str | Non
         "so this is most likely chance, but the gap carries over into the uplift"
     )
     adjusted, (low, high) = report.get("uplift_abs_adjusted"), report["uplift_abs_adjusted_ci"]
-    if adjusted is not None and low is not None and high is not None:
-        text += (
-            f"; adjusted for it: {adjusted * 100:+.2f} points (95% CI {low * 100:+.2f} to {high * 100:+.2f})"
-        )
-    elif report.get("uplift_abs_adjusted_note"):
-        text += f"; no adjusted estimate ({report['uplift_abs_adjusted_note']})"
+    note = report.get("uplift_abs_adjusted_note")
+    if adjusted is None:
+        return text + (f"; no adjusted estimate ({note})" if note else "")
+    text += f"; adjusted for it: {adjusted * 100:+.2f} points"
+    if low is not None and high is not None:
+        text += f" (95% CI {low * 100:+.2f} to {high * 100:+.2f})"
+    return text + (f"; {note}" if note else "")
     return text
 
 

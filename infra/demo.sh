@@ -85,22 +85,23 @@ step "measured uplift against the generator's planted truth ($out/landing/truth/
 "$bin/dmp" summary --lake "$out/lakehouse" --json >"$out/logs/summary.json"
 "$bin/python" - "$out/landing/truth/campaigns.json" "$out/logs/summary.json" <<'EOF'
 import json, sys
-planted = {c["segment"]: c for c in json.load(open(sys.argv[1]))}
-measured = json.load(open(sys.argv[2]))["uplift"]
+planted = {(c["segment"], c["run_date"]): c for c in json.load(open(sys.argv[1]))}
 def pct(v):
-    return f"{v * 100:+.2f} points"
-for u in measured:
-    value, low, high = u["uplift_abs"]
-    truth = planted.get(u["segment"])
-    if truth is None:
-        where = "inside" if low <= 0 <= high else "OUTSIDE it (a 95% interval misses the truth 1 time in 20)"
-        print(f"   {u['segment']}: nothing planted (true uplift 0); measured {pct(value)} "
-              f"[{pct(low)}, {pct(high)}]: zero is {where}")
+    return "n/a" if v is None else f"{v * 100:+.2f} points"
+for u in json.load(open(sys.argv[2]))["uplift"]:
+    value, low, high = u.get("uplift_abs") or (None, None, None)
+    truth = planted.get((u["segment"], u["run_date"]))
+    true_uplift = truth["true_uplift_abs"] if truth else 0.0
+    if value is None or low is None or high is None or true_uplift is None:
+        where = "not comparable (no interval)"
+    elif low <= true_uplift <= high:
+        where = "inside the interval"
     else:
-        where = "inside" if low <= truth["true_uplift_abs"] <= high else "OUTSIDE"
-        print(f"   {u['segment']}: planted {pct(truth['true_uplift_abs'])} (realised in this sample "
-              f"{pct(truth['realised_uplift_abs'])}); measured {pct(value)} [{pct(low)}, {pct(high)}]: "
-              f"the planted effect is {where} the interval")
+        where = "OUTSIDE the interval (a 95% interval misses the truth 1 time in 20)"
+    planted_text = (f"planted {pct(true_uplift)} (realised in this sample {pct(truth['realised_uplift_abs'])})"
+                    if truth else "nothing planted (true uplift 0)")
+    print(f"   {u['segment']} {u['run_date']}: {planted_text}; measured {pct(value)} "
+          f"[{pct(low)}, {pct(high)}]: the truth is {where}")
 EOF
 echo
 echo "Airflow home: $AIRFLOW_HOME   DAG logs: $out/logs/   deliveries: $out/delivery/   reports: $out/reports/"

@@ -97,6 +97,13 @@ def write_tiny_lake(spark, lake: str) -> None:  # type: ignore[no-untyped-def]
         ("spring_revisit", "sms", R, 2, "full", "p", 8, None, "failed", at, "quota"),
         # the day before: its treated users were contacted during other_segment's pre-period R-2 … R
         ("other_segment", "jd_ads", d(-1), 1, "full", "p", 8, "abf", "success", at, None),
+        # edges of the 2N-1 days before R (N = 3: R-5 … R-1) for test_earlier_deliveries_window
+        ("edges", "jd_ads", d(-6), 1, "full", "p", 8, "e6", "success", at, None),
+        ("edges", "jd_ads", d(-5), 1, "full", "p", 8, "e5", "success", at, None),
+        ("edges", "jd_ads", d(-4), 1, "full", "p", 8, "e4", "success", at, None),
+        ("edges", "jd_ads", d(-4), 2, "full", "p", 8, None, "failed", at, "timeout"),
+        ("edges", "jd_ads", d(-1), 1, "full", "p", 8, "e1", "skipped_unchanged", at, None),
+        ("edges", "jd_ads", d(0), 1, "full", "p", 8, "e0", "success", at, None),
     ]
     spark.createDataFrame(deliveries, DELIVERIES_SCHEMA).write.format("delta").save(
         lk.table_path(lake, lk.DELIVERIES)
@@ -189,7 +196,7 @@ def test_evaluate_pack_on_tiny_lake(spark, tiny_lake: str, tmp_path: Path) -> No
     assert "pre_rate_treatment" not in other_report and "imbalanced" not in other_report
     assert (
         "no pre-period check: this segment was also delivered on 2026-03-14, so its treated users were "
-        "already contacted during 2026-03-13 … 2026-03-15"
+        "already contacted during part of 2026-03-13 … 2026-03-15"
     ) in other_report["warnings"]
     # the spark-submit entry point (same session: get_spark reuses it), as the uplift DAG calls it
     from jobs.evaluate import main as job_main
@@ -209,6 +216,16 @@ def test_evaluate_pack_on_tiny_lake(spark, tiny_lake: str, tmp_path: Path) -> No
     assert other.loc["uplift_abs", "value"] == pytest.approx(1 / 12)
     assert set(other["channel"]) == {"none"}  # never delivered: said so
     assert other.loc["p_value", "value"] == pytest.approx(res.loc["p_value", "value"])
+
+
+def test_earlier_deliveries_window(spark, tiny_lake: str) -> None:  # type: ignore[no-untyped-def]
+    from dmp.evaluate import earlier_deliveries
+
+    # a delivery on D contacts users during D+1 … D+N: it reaches the pre-period R-N+1 … R when
+    # R-2N+1 <= D <= R-1; R-6 is too early, R-4's latest attempt failed, R is this run itself
+    assert earlier_deliveries(spark, tiny_lake, "edges", R, 3) == [d(-5), d(-1)]
+    assert earlier_deliveries(spark, tiny_lake, "edges", R, 1) == [d(-1)]
+    assert earlier_deliveries(spark, tiny_lake, "spring_revisit", R, 3) == []
 
 
 def test_window_not_closed_is_an_error(spark, tiny_lake: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -418,7 +418,9 @@ def test_adjusted_uplift_degenerate_cases_give_no_interval(
     else:
         assert r["uplift_abs_adjusted"] == pytest.approx(value, abs=1e-9)
     if r["imbalanced"]:
-        assert r["conclusive"] is False and "no adjusted estimate (" in " ".join(r["warnings"])
+        [warning] = [w for w in r["warnings"] if "differed before the campaign" in w]
+        expected = f"; no adjusted estimate ({note})" if value is None else f"; {note}"
+        assert r["conclusive"] is False and warning.endswith(expected)
 
 
 def test_imbalanced_but_adjusted_effect_agrees_stays_conclusive() -> None:
@@ -474,3 +476,58 @@ def test_bad_pre_period_column_is_named() -> None:
     df = experiment(10, 1, 10, 1).assign(pre_converted=[0, 2] * 10)
     with pytest.raises(DmpError, match=r"exp.csv: column 'pre_converted' is not binary: found \[2.0\]"):
         uplift.evaluate_experiment(df, source="exp.csv")
+
+
+@pytest.mark.parametrize(
+    ("counts", "significant"),
+    [
+        (  # plain +11 (significant), but -5 points in both kinds of user: opposite sides
+            {
+                ("treatment", 1): (1200, 660),
+                ("treatment", 0): (800, 120),
+                ("holdout", 1): (200, 120),
+                ("holdout", 0): (800, 160),
+            },
+            True,
+        ),
+        (  # plain +0.5 (not significant), adjusted +8 (significant): same side, still not settled
+            {
+                ("treatment", 1): (600, 348),
+                ("treatment", 0): (1400, 252),
+                ("holdout", 1): (500, 250),
+                ("holdout", 0): (500, 45),
+            },
+            False,
+        ),
+    ],
+)
+def test_plain_and_adjusted_estimates_that_disagree_are_not_conclusive(
+    counts: dict, significant: bool
+) -> None:
+    r = uplift.evaluate_experiment(cells(counts))
+    low, high = r["uplift_abs_adjusted_ci"]
+    assert r["significant"] is significant and r["imbalanced"] is True
+    assert (low > 0 or high < 0) and r["uplift_abs_adjusted"] == pytest.approx(
+        post_stratified(counts), abs=1e-12
+    )
+    assert r["conclusive"] is False
+    assert r["verdict"].endswith("; the two estimates disagree, so the result is not settled")
+
+
+def test_constant_outcome_cell_flags_the_interval() -> None:
+    # both holdout earlier buyers converted: that cell adds no variance, so the interval is too narrow
+    counts = {
+        ("treatment", 1): (100, 50),
+        ("treatment", 0): (100, 20),
+        ("holdout", 1): (2, 2),
+        ("holdout", 0): (98, 10),
+    }
+    r = uplift.evaluate_experiment(cells(counts))
+    assert r["uplift_abs_adjusted"] == pytest.approx(post_stratified(counts), abs=1e-9)
+    assert None not in r["uplift_abs_adjusted_ci"]
+    assert r["uplift_abs_adjusted_note"].startswith("the interval may be too narrow")
+    [warning] = [w for w in r["warnings"] if "differed before the campaign" in w]
+    assert warning.endswith(
+        "; adjusted for it: -10.53 points (95% CI -17.89 to -3.18); the interval may be too narrow: among the "
+        "earlier buyers or the others of one group, every user had the same outcome"
+    )
