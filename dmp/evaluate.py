@@ -167,19 +167,31 @@ def find_spec(segments_dir: str, segment: str) -> Any:
 DELIVERED_STATUSES = ("success", "succeeded", "delivered", "complete", "completed", "ok", "skipped_unchanged")
 
 
-def delivered_channels(spark: SparkSession, lake: str, segment: str, run_date: date) -> list[str]:
-    """Channels whose latest delivery attempt of this pack succeeded (ops/deliveries)."""
+def successful_deliveries(
+    spark: SparkSession, lake: str, segment: str, first: date, last: date
+) -> list[tuple[date, str]]:
+    """(run_date, channel) of this segment's deliveries in first … last whose latest attempt
+    succeeded (ops/deliveries)."""
     from pyspark.sql import functions as F
 
     if not lk.table_exists(spark, lake, lk.DELIVERIES):
         return []
     df = lk.read_table(spark, lake, lk.DELIVERIES).filter(
-        (F.col("segment") == segment) & (F.col("run_date") == F.lit(run_date))
+        (F.col("segment") == segment) & F.col("run_date").between(F.lit(first), F.lit(last))
     )
     if "attempt" in df.columns:
-        df = df.groupBy("channel").agg(F.max_by("status", "attempt").alias("status"))
-    df = df.filter(F.lower(F.col("status")).isin(*DELIVERED_STATUSES))
-    return sorted({r["channel"] for r in df.select("channel").distinct().collect() if r["channel"]})
+        df = df.groupBy("run_date", "channel").agg(F.max_by("status", "attempt").alias("status"))
+    df = df.filter(
+        F.lower(F.col("status")).isin(*DELIVERED_STATUSES) & (F.coalesce(F.col("channel"), F.lit("")) != "")
+    )
+    return sorted(
+        (r["run_date"], r["channel"]) for r in df.select("run_date", "channel").distinct().collect()
+    )
+
+
+def delivered_channels(spark: SparkSession, lake: str, segment: str, run_date: date) -> list[str]:
+    """Channels whose latest delivery attempt of this pack succeeded."""
+    return sorted({channel for _, channel in successful_deliveries(spark, lake, segment, run_date, run_date)})
 
 
 def pack_segments(spark: SparkSession, lake: str, run_date: date) -> list[str]:
@@ -216,18 +228,8 @@ def earlier_deliveries(
     """Run dates D in R-2N+1 … R-1 on which this segment's pack was delivered (latest attempt per
     channel succeeded). Its treated users (the holdout is stable across runs) were then contacted
     during D+1 … D+N, which overlaps the pre-period R-N+1 … R."""
-    from pyspark.sql import functions as F
-
-    if not lk.table_exists(spark, lake, lk.DELIVERIES):
-        return []
     first, last = run_date - timedelta(days=2 * window_days - 1), run_date - timedelta(days=1)
-    df = lk.read_table(spark, lake, lk.DELIVERIES).filter(
-        (F.col("segment") == segment) & F.col("run_date").between(F.lit(first), F.lit(last))
-    )
-    if "attempt" in df.columns:
-        df = df.groupBy("run_date", "channel").agg(F.max_by("status", "attempt").alias("status"))
-    df = df.filter(F.lower(F.col("status")).isin(*DELIVERED_STATUSES))
-    return sorted({r["run_date"] for r in df.select("run_date").distinct().collect()})
+    return sorted({day for day, _ in successful_deliveries(spark, lake, segment, first, last)})
 
 
 def load_pack(spark: SparkSession, lake: str, segment: str, run_date: date) -> DataFrame:
