@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.bench_delivery [--users 1000000] [--keep]
 
 Starts a throwaway MinIO (tests/s3server.py), builds a synthetic lake with Spark (pack + identities),
-runs ``dmp.delivery.deliver`` for ``jd_ads`` (incremental; first delivery = full) and ``tencent_ads``
+runs ``dmp.steps.deliver.deliver`` for ``jd_ads`` (incremental; first delivery = full) and ``tencent_ads``
 (full), then uploads exactly the delivered objects again with plain ``boto3 put_object`` to another
 prefix of the same server. Prints MB/s, rows/s and the ratio (delivery wall time / plain upload time).
 The delivery time includes the Spark join + normalise + hash, collection, sorting and gzip; the
@@ -42,7 +42,8 @@ channels:
 def build_lake(spark, lake: str, users: int, run_date: date) -> None:  # noqa: ANN001
     from pyspark.sql import functions as F
 
-    from dmp import lake as lk
+    from dmp.contracts import tables
+    from dmp.spark import lake as lk
 
     base = spark.range(users).withColumn("user_id", F.format_string("u%08d", F.col("id")))
     bucket = F.col("id") % 10
@@ -70,7 +71,7 @@ def build_lake(spark, lake: str, users: int, run_date: date) -> None:  # noqa: A
         .withColumn("source_file", F.lit("bench"))
         .withColumn("ingested_at", F.current_timestamp())
     )
-    ids.write.format("delta").mode("overwrite").save(lk.table_path(lake, lk.IDENTITIES))
+    ids.write.format("delta").mode("overwrite").save(tables.table_path(lake, tables.IDENTITIES))
     packs = base.select(
         F.lit("bench_pack").alias("segment"),
         F.lit(run_date).alias("run_date"),
@@ -82,7 +83,9 @@ def build_lake(spark, lake: str, users: int, run_date: date) -> None:  # noqa: A
         F.lit("rule").alias("kind"),
         F.lit(True).alias("deliverable"),
     )
-    lk.overwrite_partitions(packs, lake, lk.AUDIENCE_PACKS, ["segment", "run_date"], "segment = 'bench_pack'")
+    lk.overwrite_partitions(
+        packs, lake, tables.AUDIENCE_PACKS, ["segment", "run_date"], "segment = 'bench_pack'"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,10 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     import yaml
 
-    from dmp.channels import parse_channels
-    from dmp.delivery import DeliveryTarget, deliver
-    from dmp.spark import get_spark
-    from dmp.storage import s3_client
+    from dmp.contracts.channels import parse_channels
+    from dmp.delivery.storage import s3_client
+    from dmp.spark.session import get_spark
+    from dmp.steps.deliver import DeliveryTarget, deliver
     from tests.s3server import MinioServer
 
     run_date = date(2026, 3, 14)

@@ -36,10 +36,10 @@ def _sql_value(value: Any) -> str:
 
 
 def where_sql(cond: Any) -> str:
-    """The same two-valued semantics as dmp.packs.where_col, in DuckDB SQL."""
-    from dmp.packs import _literal
-    from dmp.schemas import TAG_COLUMN_KINDS
-    from dmp.specs import AllOf, AnyOf, NotOf
+    """The same two-valued semantics as dmp.steps.packs.where_col, in DuckDB SQL."""
+    from dmp.contracts.specs import AllOf, AnyOf, NotOf
+    from dmp.contracts.vocab import TAG_COLUMN_KINDS
+    from dmp.steps.packs import _literal
 
     if isinstance(cond, AllOf):
         return "(" + " AND ".join(where_sql(c) for c in cond.all) + ")"
@@ -69,8 +69,8 @@ def where_sql(cond: Any) -> str:
 
 
 def revisit_sql(spec: Any, run_date: date, daily: str) -> str:
-    from dmp.dates import window_start
-    from dmp.packs import BEHAVIOR_COLUMNS
+    from dmp.contracts.dates import window_start
+    from dmp.steps.packs import BEHAVIOR_COLUMNS
 
     scope = spec.scope
     conds = [
@@ -103,20 +103,21 @@ def main(argv: list[str] | None = None) -> int:
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
-    from dmp import lake as lk
-    from dmp.dates import parse_date
-    from dmp.packs import build_packs, rule_candidates, store_revisit_candidates
-    from dmp.spark import get_spark
-    from dmp.specs import load_specs
+    from dmp.contracts import tables
+    from dmp.contracts.dates import parse_date
+    from dmp.contracts.specs import load_specs
+    from dmp.spark import lake as lk
+    from dmp.spark.session import get_spark
+    from dmp.steps.packs import build_packs, rule_candidates, store_revisit_candidates
 
     run_date = parse_date(args.date)
-    root = lk.resolve_lake(args.lake)
+    root = tables.resolve_lake(args.lake)
     # lookalike scoring runs pandas in Python workers: use this interpreter, not PATH python3
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = get_spark("dmp-bench-packs")
     result: dict[str, Any] = {"lake": root, "run_date": str(run_date)}
     if args.suppression:
-        from dmp.suppression import run_ingest_suppression
+        from dmp.steps.suppression import run_ingest_suppression
 
         for csv in sorted(Path(args.suppression).glob("*.csv")):
             loaded = run_ingest_suppression(spark, root, csv.stem, str(csv))
@@ -142,13 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     def files(table: str, part: str) -> str:
-        paths = DeltaTable.forPath(spark, lk.table_path(root, table)).toDF().inputFiles()
+        paths = DeltaTable.forPath(spark, tables.table_path(root, table)).toDF().inputFiles()
         listed = ", ".join("'" + p.removeprefix("file://") + "'" for p in paths)
         return f"read_parquet([{listed}], hive_partitioning = true, hive_types = {{'{part}': DATE}})"
 
     con = duckdb.connect()
     con.execute("SET threads = 2")
-    daily_src, tags_src = files(lk.USER_DAILY, "event_date"), files(lk.USER_TAGS, "as_of_date")
+    daily_src, tags_src = files(tables.USER_DAILY, "event_date"), files(tables.USER_TAGS, "as_of_date")
     spec_set = load_specs(args.segments)
     compare: dict[str, Any] = {}
     for name, spec in sorted(spec_set.specs.items()):
@@ -158,11 +159,13 @@ def main(argv: list[str] | None = None) -> int:
             continue
         t0 = time.perf_counter()
         if spec.kind == "rule":
-            tags_df = lk.read_table(spark, root, lk.USER_TAGS).filter(F.col("as_of_date") == F.lit(run_date))
+            tags_df = lk.read_table(spark, root, tables.USER_TAGS).filter(
+                F.col("as_of_date") == F.lit(run_date)
+            )
             spark_users = {r["user_id"] for r in rule_candidates(tags_df, spec).select("user_id").collect()}
             sql = f"SELECT user_id FROM {tags_src} WHERE as_of_date = {_sql_value(run_date)} AND {where_sql(spec.where)}"
         else:
-            daily_df = lk.read_table(spark, root, lk.USER_DAILY)
+            daily_df = lk.read_table(spark, root, tables.USER_DAILY)
             spark_users = {
                 r["user_id"]
                 for r in store_revisit_candidates(daily_df, spec, run_date).select("user_id").collect()

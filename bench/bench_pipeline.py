@@ -1,7 +1,7 @@
 """Spark pipeline vs DuckDB on the same data, plus the cost of one daily incremental tags run.
 
 Per size (events):
-1. generate ``days`` (default 31) days of demo data with ``dmp.generate`` (cached in bench_out/data_<size>);
+1. generate ``days`` (default 31) days of demo data with ``dmp.demo.generate`` (cached in bench_out/data_<size>);
 2. Spark (local[2], one session, start-up not timed): ingest the JSON lines into bronze/events,
    aggregate every day into silver/user_daily (one pass, one partition per date), full tags
    snapshot for the last day;
@@ -28,8 +28,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from dmp.aggregate import COUNTERS
-from dmp.tag_config import TagConfig
+from dmp.contracts import tables
+from dmp.contracts.tag_config import TagConfig
+from dmp.steps.aggregate import COUNTERS
 
 # One timed daily incremental tags run after this many days of history (those shorter than --days).
 # 7 days: no day has left the 30-day window yet; 30: the first day leaves it (more users to merge);
@@ -179,7 +180,7 @@ WITH {_duck_history_ctes(as_of, cfg)}, ranked AS (
 
 
 def duck_state_sql(as_of: date, cfg: TagConfig) -> str:
-    """What dmp.tags' full rebuild writes to gold/user_tag_state: the per-user sums plus every id's
+    """What dmp.steps.tags' full rebuild writes to gold/user_tag_state: the per-user sums plus every id's
     30-day score per dimension, ranked by score descending then id ascending (the incremental state)."""
     scores = ",\n    ".join(
         f"coalesce(list({{'id': key, 'score': score}} ORDER BY score DESC, key) FILTER (WHERE dim = '{dim}'),"
@@ -199,7 +200,7 @@ SELECT s.*, {cols} FROM s LEFT JOIN sc USING (user_id)
 
 
 def duck_tags_from_state_sql(as_of: date, cfg: TagConfig, state_file: str) -> str:
-    """The snapshot from the state file just written (as dmp.tags reads its state back)."""
+    """The snapshot from the state file just written (as dmp.steps.tags reads its state back)."""
     tops = {dim: f"list_transform({dim}_scores[1:{cfg.top_n}], lambda x: x.id)" for dim in DUCK_DIMS}
     source = f"read_parquet('{state_file}')"
     return f"""
@@ -254,7 +255,7 @@ def duckdb_run(files: list[str], as_of: date, cfg: TagConfig, out_dir: Path, thr
         con.execute(duck_tags_sql(as_of, cfg))
         con.execute(f"COPY user_tags TO '{out_dir}/user_tags.parquet' (FORMAT parquet)")
     check = _ints(*_fetch(con, CHECK_SQL.format(table="user_tags")))
-    # The same outputs as dmp.tags' full rebuild: the state (every id's score, ranked) written, then
+    # The same outputs as dmp.steps.tags' full rebuild: the state (every id's score, ranked) written, then
     # the snapshot derived from the state read back.
     state_file = f"{out_dir}/user_tag_state.parquet"
     with Timer() as t_state:
@@ -289,7 +290,7 @@ def _fetch(con: Any, sql: str) -> tuple[list[str], tuple[Any, ...]]:
 
 def _spark_partition_check(spark: Any, lake: str, table: str, as_of: date, sql: str) -> dict[str, int | None]:
     """Run a check SQL (``{table}`` placeholder) on one as_of_date partition of a lake table."""
-    from dmp import lake as lk
+    from dmp.spark import lake as lk
 
     view = "bench_" + table.replace("/", "_")
     lk.read_table(spark, lake, table).filter(f"as_of_date = DATE'{as_of}'").createOrReplaceTempView(view)
@@ -298,15 +299,15 @@ def _spark_partition_check(spark: Any, lake: str, table: str, as_of: date, sql: 
 
 
 def spark_check(spark: Any, lake: str, as_of: date) -> dict[str, int | None]:
-    from dmp import lake as lk
 
-    return _spark_partition_check(spark, lake, lk.USER_TAGS, as_of, CHECK_SQL.replace("len(", "size("))
+    return _spark_partition_check(spark, lake, tables.USER_TAGS, as_of, CHECK_SQL.replace("len(", "size("))
 
 
 def spark_state_check(spark: Any, lake: str, as_of: date) -> dict[str, int | None]:
-    from dmp import lake as lk
 
-    return _spark_partition_check(spark, lake, lk.USER_TAG_STATE, as_of, state_check_sql("{table}", "spark"))
+    return _spark_partition_check(
+        spark, lake, tables.USER_TAG_STATE, as_of, state_check_sql("{table}", "spark")
+    )
 
 
 def users_touched(spark: Any, lake: str, day: date) -> int:
@@ -314,11 +315,11 @@ def users_touched(spark: Any, lake: str, day: date) -> int:
     leaving one of the windows (D-7, D-30, D-90). Every other user's row passes through."""
     from pyspark.sql import functions as F
 
-    from dmp import lake as lk
-    from dmp.tags import WINDOW_LENGTHS
+    from dmp.spark import lake as lk
+    from dmp.steps.tags import WINDOW_LENGTHS
 
     days = [day] + [day - timedelta(days=n) for n in WINDOW_LENGTHS]
-    ud = lk.read_table(spark, lake, lk.USER_DAILY)
+    ud = lk.read_table(spark, lake, tables.USER_DAILY)
     return int(
         ud.filter(F.col("event_date").isin([F.lit(d) for d in days])).select("user_id").distinct().count()
     )
@@ -326,7 +327,7 @@ def users_touched(spark: Any, lake: str, day: date) -> int:
 
 def active_parquet_files(spark: Any, lake: str, table: str) -> list[str]:
     """The Parquet files of the table's current Delta version (older, removed files excluded)."""
-    from dmp import lake as lk
+    from dmp.spark import lake as lk
 
     files = lk.read_table(spark, lake, table).inputFiles()
     return [f.removeprefix("file://").removeprefix("file:") for f in files]
@@ -343,11 +344,11 @@ def run_size(
     workers: int,
     reuse_bronze: bool = False,
 ) -> dict[str, Any]:
-    from dmp import lake as lk
-    from dmp.aggregate import aggregate_days
-    from dmp.generate import DEFAULT_START, generate, users_for_events
-    from dmp.ingest import run_ingest
-    from dmp.tags import run_tags
+    from dmp.demo.generate import DEFAULT_START, generate, users_for_events
+    from dmp.spark import lake as lk
+    from dmp.steps.aggregate import aggregate_days
+    from dmp.steps.ingest import run_ingest
+    from dmp.steps.tags import run_tags
 
     cfg = TagConfig()
     start = DEFAULT_START
@@ -379,7 +380,7 @@ def run_size(
         with Timer() as t_ingest:
             ing = run_ingest(spark, lake, str(data), "jsonl", skip_checks=True)
         lake_stamp.write_text(json.dumps(params))
-    n_events = lk.read_table(spark, lake, lk.EVENTS).count()
+    n_events = lk.read_table(spark, lake, tables.EVENTS).count()
     last = all_days[-1]
 
     def spark_agg_tags() -> tuple[Timer, Timer]:
@@ -418,7 +419,7 @@ def run_size(
         "state_check": state_check,
     }
 
-    files = active_parquet_files(spark, lake, lk.EVENTS)
+    files = active_parquet_files(spark, lake, tables.EVENTS)
     duck = duckdb_run(files, last, cfg, out_root / f"duckdb_{label}", threads)
     duck_warm = duckdb_run(files, last, cfg, out_root / f"duckdb_{label}", threads)
     duck["events_per_s"] = round(n_events / duck["total_s"])
@@ -465,7 +466,7 @@ def run_size(
 def main(
     sizes: list[str], days: int, out: str, seed: int, workers: int, reuse_bronze: bool = False
 ) -> dict[str, Any]:
-    from dmp.spark import get_spark
+    from dmp.spark.session import get_spark
 
     out_root = Path(out).resolve()
     out_root.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Asset, CronDataIntervalTimetable, Metadata, Param, dag, get_current_context, task
 
 from dmp import orchestration as orch
+from dmp.contracts import tables
 
 # Emitted when the day's tag snapshot passed its quality gate; dmp_audiences is scheduled on it.
 USER_TAGS = Asset(**orch.USER_TAGS_ASSET)
@@ -95,7 +96,7 @@ def dmp_daily() -> None:
 
     @task(execution_timeout=timedelta(minutes=30))
     def validate_events() -> None:
-        orch.run_spark_job("validate", [*_range_args(), "--table", "bronze/events"])
+        orch.run_spark_job("validate", [*_range_args(), "--table", tables.EVENTS])
 
     @task(execution_timeout=timedelta(hours=1))
     def aggregate() -> None:
@@ -103,7 +104,7 @@ def dmp_daily() -> None:
 
     @task(execution_timeout=timedelta(minutes=30))
     def validate_user_daily() -> None:
-        orch.run_spark_job("validate", [*_range_args(), "--table", "silver/user_daily"])
+        orch.run_spark_job("validate", [*_range_args(), "--table", tables.USER_DAILY])
 
     @task(execution_timeout=timedelta(hours=1))
     def tags() -> None:
@@ -111,7 +112,7 @@ def dmp_daily() -> None:
 
     @task(execution_timeout=timedelta(minutes=30), outlets=[USER_TAGS])
     def validate_user_tags():  # noqa: ANN202 - a generator task: yields the asset event's metadata
-        orch.run_spark_job("validate", [*_range_args(), "--table", "gold/user_tags"])
+        orch.run_spark_job("validate", [*_range_args(), "--table", tables.USER_TAGS])
         start, end = _dates()
         yield Metadata(USER_TAGS, extra={"date_from": start, "date_to": end, "lake": orch.setting("lake")})
 

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from dmp import orchestration as orch
+from dmp.contracts import tables
 
 DOC = """
 ### dmp_uplift
@@ -45,7 +46,7 @@ def dmp_uplift() -> None:
         params = ctx["params"]
         as_of = date.fromisoformat(params["as_of"]) if params.get("as_of") else ctx["logical_date"].date()
         lake = orch.setting("lake")
-        aggregated = orch.delta_partition_values(orch.lake_table(lake, "silver/user_daily"), "event_date")
+        aggregated = orch.delta_partition_values(tables.table_path(lake, tables.USER_DAILY), "event_date")
         if not aggregated:
             print("silver/user_daily is empty: nothing can be evaluated yet")
             return []
@@ -54,14 +55,14 @@ def dmp_uplift() -> None:
             i["name"]: i["attribution_days"]
             for i in map(orch.spec_info, orch.list_specs(orch.setting("segments")))
         }
-        deliveries = orch.delta_rows(orch.lake_table(lake, "ops/deliveries"))
+        deliveries = orch.delta_rows(tables.table_path(lake, tables.DELIVERIES))
         evaluated = (
             []
             if params.get("reevaluate")
             else [
                 (r["segment"], str(r["run_date"]))
                 for r in orch.delta_rows(
-                    orch.lake_table(lake, "gold/uplift_results"), ["segment", "run_date"]
+                    tables.table_path(lake, tables.UPLIFT_RESULTS), ["segment", "run_date"]
                 )
             ]
         )

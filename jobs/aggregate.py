@@ -15,11 +15,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-checks", action="store_true")
     args = parser.parse_args(argv)
 
-    from dmp.aggregate import aggregate_days
-    from dmp.dates import resolve_dates
-    from dmp.errors import DmpError
-    from dmp.lake import resolve_lake
-    from dmp.spark import get_spark
+    from dmp.contracts.dates import resolve_dates
+    from dmp.contracts.errors import DmpError
+    from dmp.contracts.tables import resolve_lake
+    from dmp.spark.session import get_spark
+    from dmp.steps.aggregate import aggregate_days
 
     try:
         days = resolve_dates(args.date, args.from_, args.to)

@@ -21,11 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from dmp.dates import resolve_dates
-    from dmp.errors import DmpError
-    from dmp.lake import resolve_lake
-    from dmp.packs import build_packs
-    from dmp.spark import get_spark
+    from dmp.contracts.dates import resolve_dates
+    from dmp.contracts.errors import DmpError
+    from dmp.contracts.tables import resolve_lake
+    from dmp.spark.session import get_spark
+    from dmp.steps.packs import build_packs
 
     try:
         days = resolve_dates(args.date, args.from_, args.to)

@@ -20,10 +20,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from dmp.dates import resolve_dates
-    from dmp.delivery import run_delivery, use_this_python_for_workers
-    from dmp.errors import DmpError
-    from dmp.spark import get_spark
+    from dmp.contracts.dates import resolve_dates
+    from dmp.contracts.errors import DmpError
+    from dmp.spark.session import get_spark
+    from dmp.steps.deliver import run_delivery, use_this_python_for_workers
 
     try:
         days = resolve_dates(args.date, args.from_, args.to)

@@ -24,11 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-checks", action="store_true", help="accepted for symmetry; no gate here")
     args = parser.parse_args(argv)
 
-    from dmp.dates import resolve_dates
-    from dmp.errors import DmpError
-    from dmp.evaluate import evaluate_pack, pack_segments
-    from dmp.lake import resolve_lake
-    from dmp.spark import get_spark
+    from dmp.contracts.dates import resolve_dates
+    from dmp.contracts.errors import DmpError
+    from dmp.contracts.tables import resolve_lake
+    from dmp.spark.session import get_spark
+    from dmp.steps.evaluate import evaluate_pack, pack_segments
 
     try:
         lake = resolve_lake(args.lake)

@@ -25,11 +25,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from rich.console import Console
 
-    from dmp.dates import resolve_dates
-    from dmp.errors import DmpError
-    from dmp.ingest import reconciliation_table, run_ingest
-    from dmp.lake import resolve_lake
-    from dmp.spark import get_spark
+    from dmp.contracts.dates import resolve_dates
+    from dmp.contracts.errors import DmpError
+    from dmp.contracts.tables import resolve_lake
+    from dmp.spark.session import get_spark
+    from dmp.steps.ingest import reconciliation_table, run_ingest
 
     try:
         days = resolve_dates(args.date, args.from_, args.to) if (args.date or args.from_ or args.to) else None

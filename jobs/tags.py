@@ -19,12 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-checks", action="store_true")
     args = parser.parse_args(argv)
 
-    from dmp.dates import resolve_dates
-    from dmp.errors import DmpError
-    from dmp.lake import resolve_lake
-    from dmp.spark import get_spark
-    from dmp.tag_config import load_tag_config
-    from dmp.tags import run_tags
+    from dmp.contracts.dates import resolve_dates
+    from dmp.contracts.errors import DmpError
+    from dmp.contracts.tables import resolve_lake
+    from dmp.contracts.tag_config import load_tag_config
+    from dmp.spark.session import get_spark
+    from dmp.steps.tags import run_tags
 
     try:
         days = resolve_dates(args.date, args.from_, args.to)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dmp.contracts import tables
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lake")
     parser.add_argument(
-        "--table", required=True, choices=["bronze/events", "silver/user_daily", "gold/user_tags"]
+        "--table", required=True, choices=[tables.EVENTS, tables.USER_DAILY, tables.USER_TAGS]
     )
     parser.add_argument("--date")
     parser.add_argument("--from", dest="from_")
@@ -18,11 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-checks", action="store_true", help="accepted for symmetry; does nothing")
     args = parser.parse_args(argv)
 
-    from dmp.dates import resolve_dates
-    from dmp.errors import DmpError
-    from dmp.lake import resolve_lake
-    from dmp.quality import validate_table
-    from dmp.spark import get_spark
+    from dmp.contracts.dates import resolve_dates
+    from dmp.contracts.errors import DmpError
+    from dmp.contracts.tables import resolve_lake
+    from dmp.spark.session import get_spark
+    from dmp.steps.quality import validate_table
 
     try:
         days = resolve_dates(args.date, args.from_, args.to)

@@ -22,7 +22,7 @@ os.environ.setdefault("DMP_DRIVER_MEMORY", "2g")
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator:
-    from dmp.spark import get_spark
+    from dmp.spark.session import get_spark
 
     session = get_spark("dmp-tests")
     yield session

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     import click
 
     from dmp.cli import app
-    from dmp.errors import DmpError
+    from dmp.contracts.errors import DmpError
 
     for command in split_commands(sys.argv[1:] if argv is None else argv):
         print(f"dmp {' '.join(command)}", flush=True)

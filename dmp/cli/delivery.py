@@ -1,0 +1,88 @@
+"""``dmp deliver`` (packs -> channel destinations) and ``dmp pull`` (the reference downstream client)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dmp.cli.common import DateOpt, FromOpt, LakeOpt, SegmentsDirOpt, ToOpt
+
+SegmentOpt = Annotated[str | None, typer.Option("--segment", help="Only this segment.")]
+ChannelOpt = Annotated[str | None, typer.Option("--channel", help="Only this channel (from channels.yaml).")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands to the dmp app."""
+
+    @app.command("deliver")
+    def deliver_cmd(
+        lake: LakeOpt = None,
+        date: DateOpt = None,
+        from_: FromOpt = None,
+        to: ToOpt = None,
+        segment: SegmentOpt = None,
+        channel: ChannelOpt = None,
+        segments: SegmentsDirOpt = "segments",
+    ) -> None:
+        """Deliver audience packs (treatment users, hashed ids) to their channels: files, manifest.json, _SUCCESS."""
+        from dmp.contracts.dates import resolve_dates
+        from dmp.spark.session import get_spark
+        from dmp.steps.deliver import DeliveryFailed, run_delivery, use_this_python_for_workers
+
+        days = resolve_dates(date, from_, to)
+        use_this_python_for_workers()
+        spark = get_spark("dmp-deliver")
+        try:
+            results = run_delivery(spark, lake, days, segments, segment, channel)
+        except DeliveryFailed as exc:
+            _print_results(exc.results)
+            raise
+        _print_results(results)
+
+    @app.command("pull")
+    def pull_cmd(
+        channel: Annotated[str, typer.Option("--channel", help="Channel name from channels.yaml.")],
+        segment: Annotated[str, typer.Option("--segment", help="Segment name.")],
+        dest: Annotated[
+            str, typer.Option("--dest", help="Local folder holding current.csv and the pull state.")
+        ],
+        segments: SegmentsDirOpt = "segments",
+    ) -> None:
+        """Fetch the latest complete delivery, verify every checksum, apply it to DEST/current.csv."""
+        from dmp.delivery.pull import pull_channel
+
+        res = pull_channel(segments, channel, segment, dest)
+        if res.up_to_date:
+            Console().print(
+                f"[green]up to date[/] with {channel}/{segment}/{res.run_date}: {res.rows} rows in {res.path}"
+            )
+        else:
+            Console().print(
+                f"[green]applied[/] {', '.join(res.applied)} from {channel}/{segment}: {res.rows} rows in {res.path}"
+            )
+
+
+def _print_results(results: list) -> None:
+    if not results:
+        Console().print("nothing delivered")
+        return
+    table = Table(title="deliveries")
+    for col in ("run_date", "segment", "channel", "status", "mode", "rows", "match rate", "where / note"):
+        table.add_column(col)
+    for r in results:
+        counts = r.counts or {}
+        rate = counts.get("match_rate")
+        table.add_row(
+            str(r.run_date),
+            r.segment,
+            r.channel,
+            r.status,
+            r.mode,
+            str(counts.get("delivered_rows", "")),
+            "" if rate is None else f"{rate:.1%}",
+            r.path + (f"\n{r.message}" if r.message else ""),
+        )
+    Console().print(table)

@@ -1,0 +1,39 @@
+"""Where the lake's tables live: the one home of every table name and path (design.md §3).
+
+Root: ``--lake PATH`` or ``DMP_LAKE``, default ``./lakehouse``; each table is a Delta table at
+``<lake>/<layer>/<name>``. Paths are plain strings so ``s3a://`` lakes work too. No pyspark here:
+the Airflow side and ``dmp summary`` use these names as well as the Spark steps.
+"""
+
+from __future__ import annotations
+
+import os
+
+DEFAULT_LAKE = "./lakehouse"
+
+EVENTS = "bronze/events"
+EVENTS_QUARANTINE = "bronze/events_quarantine"
+INGEST_RUNS = "ops/ingest_runs"
+IDENTITIES = "silver/identities"
+IDENTITIES_QUARANTINE = "bronze/identities_quarantine"
+DELIVERY_STATE = "ops/delivery_state"
+USER_DAILY = "silver/user_daily"
+USER_TAGS = "gold/user_tags"
+USER_TAG_STATE = "gold/user_tag_state"
+AUDIENCE_PACKS = "gold/audience_packs"
+PACK_RUNS = "ops/pack_runs"
+SUPPRESSION_LISTS = "silver/suppression_lists"
+DELIVERIES = "ops/deliveries"
+UPLIFT_RESULTS = "gold/uplift_results"
+
+
+def resolve_lake(lake: str | None) -> str:
+    """The lake root: explicit value, else ``DMP_LAKE``, else ``./lakehouse`` (absolute for local paths)."""
+    root = lake or os.environ.get("DMP_LAKE") or DEFAULT_LAKE
+    if "://" in root:
+        return root.rstrip("/")
+    return os.path.abspath(root)
+
+
+def table_path(lake: str, table: str) -> str:
+    return f"{lake.rstrip('/')}/{table}"

@@ -1,0 +1,49 @@
+"""Vocabularies every layer shares (design.md §3, §4): one definition each, no pyspark."""
+
+from __future__ import annotations
+
+EVENT_TYPES: tuple[str, ...] = (
+    "view",
+    "click",
+    "search",
+    "cart_add",
+    "cart_remove",
+    "favorite",
+    "order",
+    "coupon_receive",
+    "coupon_redeem",
+)
+
+# Identifier types of silver/identities (user -> device / phone / email).
+ID_TYPES: tuple[str, ...] = ("oaid", "idfa", "imei", "phone", "email")
+# What a channel may deliver: any identity type, or the account id itself (coupon systems).
+CHANNEL_ID_TYPES: tuple[str, ...] = (*ID_TYPES, "user_id")
+# The app surfaces an event may come from (bronze/events.channel).
+EVENT_CHANNELS: tuple[str, ...] = ("app", "pc", "mini_program")
+# Taobao UserBehavior codes -> our event types.
+TAOBAO_BEHAVIORS: dict[str, str] = {"pv": "view", "cart": "cart_add", "fav": "favorite", "buy": "order"}
+# Landing formats `dmp ingest` reads.
+INGEST_FORMATS: tuple[str, ...] = ("jsonl", "parquet", "taobao")
+
+
+# Tag columns marketers may filter on in a spec's `where:` (name -> kind used by the spec validator).
+TAG_COLUMN_KINDS: dict[str, str] = {
+    "recency_days": "number",
+    "frequency_90d": "number",
+    "monetary_90d": "number",
+    "lifecycle_stage": "string",
+    "top_category_ids": "array",
+    "top_brand_ids": "array",
+    "top_store_ids": "array",
+    "consumption_level": "number",
+    "coupon_sensitivity": "number",
+    "is_cart_abandoner": "boolean",
+    "last_active_date": "date",
+    "first_seen_date": "date",
+    "last_order_date": "date",
+    "views_30d": "number",
+    "carts_30d": "number",
+    "orders_30d": "number",
+    "active_days_30d": "number",
+    "avg_order_value_90d": "number",
+}

@@ -1,0 +1,138 @@
+"""The cluster path: the daily steps of one date on a Spark standalone cluster (master + worker on
+127.0.0.1, started from the pip pyspark's spark-class by infra/standalone.sh) give exactly the
+tables the same jobs give on local[2]."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dmp import orchestration as orch
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+TABLES = ["bronze/events", "silver/user_daily", "gold/user_tags"]
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    state = tmp_path_factory.mktemp("standalone")
+    script = REPO_ROOT / "infra" / "standalone.sh"
+    env = {**os.environ, "PYTHON": sys.executable}
+    proc = subprocess.run(
+        ["bash", str(script), "start", str(state)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    try:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        info = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+        yield info
+    finally:
+        subprocess.run(["bash", str(script), "stop", str(state)], env=env, timeout=120, check=False)
+
+
+def _submit(master: str, step: str, args: list[str], env: dict[str, str]) -> None:
+    job = orch.SparkJob(
+        step=step,
+        args=tuple(args),
+        jobs_dir=str(REPO_ROOT / "jobs"),
+        packages=orch.spark_packages(),
+        python=sys.executable,
+        driver_memory="1g",
+    )
+    cmd = job.command(master, spark_submit=str(BIN / "spark-submit"))
+    # One executor core / 1g on the worker, so the app fits the small worker.
+    cmd[1:1] = ["--conf", "spark.executor.memory=1g", "--conf", "spark.cores.max=1"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, f"{step} on {master} failed:\n{proc.stderr[-4000:]}"
+
+
+def _normalised(spark, lake: str, table: str) -> list[str]:  # noqa: ANN001 - SparkSession fixture
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DoubleType
+
+    df = spark.read.format("delta").load(f"{lake}/{table}")
+    # Ingestion time differs between the two runs by construction; doubles are compared rounded
+    # because partial sums may be added in a different order on 1 core than on 2.
+    cols = [
+        F.round(F.col(f.name), 6).alias(f.name) if isinstance(f.dataType, DoubleType) else F.col(f.name)
+        for f in df.schema.fields
+        if not f.name.endswith("_at") and f.name != "run_id"
+    ]
+    return sorted(
+        json.dumps(r.asDict(recursive=True), default=str, sort_keys=True) for r in df.select(cols).collect()
+    )
+
+
+def test_daily_steps_on_standalone_equal_local(cluster: dict[str, str], tmp_path: Path, spark) -> None:  # noqa: ANN001
+    landing = tmp_path / "landing"
+    subprocess.run(
+        [
+            str(BIN / "dmp"),
+            "generate",
+            "--out",
+            str(landing),
+            "--users",
+            "150",
+            "--days",
+            "1",
+            "--seed",
+            "3",
+            "--no-campaign",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    day = json.loads((landing / "truth" / "summary.json").read_text())["end"]
+    env = {**os.environ, "DMP_SHUFFLE_PARTITIONS": "2", "PYSPARK_PYTHON": sys.executable}
+    lakes = {"cluster": str(tmp_path / "lake_cluster"), "local": str(tmp_path / "lake_local")}
+    # The cluster side: the three jobs, each its own application, exactly as the DAG submits them.
+    lake = lakes["cluster"]
+    _submit(
+        cluster["MASTER"],
+        "ingest",
+        ["--lake", lake, "--source", str(landing), "--date", day, "--skip-checks"],
+        env,
+    )
+    _submit(cluster["MASTER"], "aggregate", ["--lake", lake, "--date", day, "--skip-checks"], env)
+    _submit(cluster["MASTER"], "tags", ["--lake", lake, "--date", day, "--skip-checks"], env)
+    # The reference side: the same library calls the jobs make, in this process's local[2] session
+    # (three spark-submits fewer: a JVM start each).
+    from dmp.contracts.dates import parse_date
+    from dmp.contracts.tag_config import TagConfig
+    from dmp.steps.aggregate import aggregate_day
+    from dmp.steps.ingest import run_ingest
+    from dmp.steps.tags import run_tags
+
+    as_of = parse_date(day)
+    run_ingest(spark, lakes["local"], str(landing), "jsonl", [as_of], skip_checks=True)
+    aggregate_day(spark, lakes["local"], as_of, skip_checks=True)
+    run_tags(spark, lakes["local"], as_of, TagConfig(), skip_checks=True)
+
+    # The three applications really ran on the cluster (the master lists them as completed).
+    with urllib.request.urlopen(f"{cluster['UI']}/json/", timeout=10) as resp:
+        master_state = json.load(resp)
+    names = sorted(app["name"] for app in master_state["completedapps"])
+    assert names == ["dmp-aggregate", "dmp-ingest", "dmp-tags"], names
+
+    for table in TABLES:
+        on_cluster = _normalised(spark, lakes["cluster"], table)
+        local = _normalised(spark, lakes["local"], table)
+        assert len(on_cluster) > 0, table
+        assert on_cluster == local, table
+    events = orch.delta_count(f"{lakes['cluster']}/bronze/events")
+    assert events == len(_normalised(spark, lakes["local"], "bronze/events"))
