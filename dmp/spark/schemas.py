@@ -9,6 +9,7 @@ from pyspark.sql.types import (
     DoubleType,
     IntegerType,
     LongType,
+    MapType,
     StringType,
     StructField,
     StructType,
@@ -111,5 +112,110 @@ AUDIENCE_PACKS = StructType(
         StructField("spec_hash", StringType(), False),
         StructField("kind", StringType(), False),
         StructField("deliverable", BooleanType(), False),
+    ]
+)
+
+INGEST_RUNS_SCHEMA = StructType(
+    [
+        StructField("run_id", StringType(), False),
+        StructField("source", StringType(), False),
+        StructField("format", StringType(), False),
+        StructField("dates", ArrayType(DateType()), True),
+        StructField("files", IntegerType(), False),
+        StructField("rows_read", LongType(), False),
+        StructField("accepted", LongType(), False),
+        StructField("quarantined", LongType(), False),
+        StructField("quarantine_new", LongType(), False),
+        StructField("duplicates", LongType(), False),
+        StructField("duplicates_in_batch", LongType(), False),
+        StructField("duplicates_in_lake", LongType(), False),
+        StructField("out_of_scope", LongType(), False),
+        StructField("blank_lines", LongType(), False),
+        StructField("reasons", MapType(StringType(), LongType()), True),
+        StructField("reconciled", BooleanType(), False),
+        StructField("checks", StringType(), False),
+        StructField("status", StringType(), False),
+        StructField("message", StringType(), True),
+        StructField("table_version", LongType(), True),
+        StructField("started_at", TimestampType(), False),
+        StructField("finished_at", TimestampType(), False),
+    ]
+)
+
+# bronze/events_quarantine: the contract's columns (dmp/schemas.py) plus what makes rows traceable
+# and idempotent.
+EVENTS_QUARANTINE_SCHEMA = StructType(
+    [
+        *EVENTS_QUARANTINE.fields,
+        StructField("quarantine_id", StringType(), False),
+        StructField("event_id", StringType(), True),
+        StructField("run_id", StringType(), False),
+    ]
+)
+
+IDENTITIES_QUARANTINE_SCHEMA = StructType(
+    [f for f in EVENTS_QUARANTINE_SCHEMA.fields if f.name != "event_id"]
+    + [StructField("user_id", StringType(), True)]
+)
+
+# ops/pack_runs: one row per (segment, run_date), replaced on rebuild.
+PACK_RUNS = StructType(
+    [
+        StructField("segment", StringType(), False),
+        StructField("run_date", DateType(), False),
+        StructField("kind", StringType(), False),
+        StructField("size", LongType(), False),
+        StructField("holdout_size", LongType(), False),
+        StructField("treatment_size", LongType(), False),
+        StructField("deliverable", BooleanType(), False),
+        StructField("reason", StringType(), True),
+        StructField("spec_hash", StringType(), False),
+        StructField("metrics_json", StringType(), True),
+        StructField("built_at", TimestampType(), False),
+    ]
+)
+
+# ops/delivery_state: what an incremental channel holds after each run (the base of the next diff).
+DELIVERY_STATE_COLUMNS: tuple[str, ...] = (
+    "id_type",
+    "user_key",
+    "coupon_id",
+    "value",
+    "threshold",
+    "valid_from",
+    "valid_to",
+)
+
+DELIVERY_STATE_SCHEMA = StructType(
+    [
+        StructField("channel", StringType(), False),
+        StructField("segment", StringType(), False),
+        StructField("run_date", DateType(), False),
+        *[StructField(c, StringType(), True) for c in DELIVERY_STATE_COLUMNS],
+    ]
+)
+
+DELIVERIES_SCHEMA = StructType(
+    [
+        StructField("segment", StringType(), False),
+        StructField("channel", StringType(), False),
+        StructField("run_date", DateType(), False),
+        StructField("attempt", IntegerType(), False),
+        StructField("kind", StringType(), False),  # full | add | remove | manifest | none
+        StructField("path", StringType(), False),
+        StructField("rows", LongType(), True),
+        StructField("sha256", StringType(), True),
+        StructField("status", StringType(), False),  # success | failed | skipped
+        StructField("delivered_at", TimestampType(), False),
+        StructField("message", StringType(), True),
+    ]
+)
+
+SUPPRESSION_LISTS_SCHEMA = StructType(
+    [
+        StructField("list_name", StringType(), False),
+        StructField("user_id", StringType(), False),
+        StructField("source_file", StringType(), True),
+        StructField("loaded_at", TimestampType(), True),
     ]
 )

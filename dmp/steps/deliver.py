@@ -36,15 +36,6 @@ from typing import Any
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    DateType,
-    IntegerType,
-    LongType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampType,
-)
 
 from dmp.contracts import tables
 from dmp.contracts.channels import Channel, ChannelsConfig
@@ -52,6 +43,7 @@ from dmp.contracts.errors import DmpError
 from dmp.contracts.status import DeliveryStatus, latest_attempts
 from dmp.delivery.storage import ObjectStore, open_store, sha256_hex
 from dmp.spark import lake as lk
+from dmp.spark import schemas
 from dmp.transforms.ids import NO_ID, user_key_col, with_normalised_id
 
 MANIFEST = "manifest.json"
@@ -63,32 +55,7 @@ AD_COLUMNS = ("id_type", "user_key")
 AD_KEY = ("id_type", "user_key")
 COUPON_COLUMNS = ("user_key", "coupon_id", "value", "threshold", "valid_from", "valid_to")
 COUPON_KEY = ("user_key", "coupon_id")
-STATE_COLUMNS = ("id_type", "user_key", "coupon_id", "value", "threshold", "valid_from", "valid_to")
-
-DELIVERIES_SCHEMA = StructType(
-    [
-        StructField("segment", StringType(), False),
-        StructField("channel", StringType(), False),
-        StructField("run_date", DateType(), False),
-        StructField("attempt", IntegerType(), False),
-        StructField("kind", StringType(), False),  # full | add | remove | manifest | none
-        StructField("path", StringType(), False),
-        StructField("rows", LongType(), True),
-        StructField("sha256", StringType(), True),
-        StructField("status", StringType(), False),  # success | failed | skipped
-        StructField("delivered_at", TimestampType(), False),
-        StructField("message", StringType(), True),
-    ]
-)
-
-DELIVERY_STATE_SCHEMA = StructType(
-    [
-        StructField("channel", StringType(), False),
-        StructField("segment", StringType(), False),
-        StructField("run_date", DateType(), False),
-        *[StructField(c, StringType(), True) for c in STATE_COLUMNS],
-    ]
-)
+STATE_COLUMNS = schemas.DELIVERY_STATE_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -373,7 +340,7 @@ def _record_attempt(spark: SparkSession, lake: str, result: DeliveryResult, atte
             result.message or None,
         )
     ]
-    df = spark.createDataFrame(rows, DELIVERIES_SCHEMA)
+    df = spark.createDataFrame(rows, schemas.DELIVERIES_SCHEMA)
     cond = _cond(segment=result.segment, channel=result.channel, run_date=result.run_date, attempt=attempt)
     lk.overwrite_partitions(df, lake, tables.DELIVERIES, [], cond)
 
@@ -406,9 +373,9 @@ def _write_state(
     pdf.insert(0, "channel", channel)
     with _arrow(spark):
         df = (
-            spark.createDataFrame(pdf, DELIVERY_STATE_SCHEMA)
+            spark.createDataFrame(pdf, schemas.DELIVERY_STATE_SCHEMA)
             if len(pdf)
-            else spark.createDataFrame([], DELIVERY_STATE_SCHEMA)
+            else spark.createDataFrame([], schemas.DELIVERY_STATE_SCHEMA)
         )
     cond = _cond(channel=channel, segment=segment, run_date=run_date)
     lk.overwrite_partitions(df, lake, tables.DELIVERY_STATE, ["channel", "segment"], cond)

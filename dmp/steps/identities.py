@@ -27,7 +27,6 @@ from dmp.contracts.vocab import ID_TYPES
 from dmp.spark import lake as lk
 from dmp.spark import schemas
 from dmp.steps.ingest import (
-    EVENTS_QUARANTINE_SCHEMA,
     IngestResult,
     child_dirs,
     clean_text,
@@ -48,10 +47,6 @@ _JSON_SCHEMA = StructType(
         *[StructField(name, StringType(), True) for name in IDENTITY_FIELDS],
         StructField("_corrupt", StringType(), True),
     ]
-)
-IDENTITIES_QUARANTINE_SCHEMA = StructType(
-    [f for f in EVENTS_QUARANTINE_SCHEMA.fields if f.name != "event_id"]
-    + [StructField("user_id", StringType(), True)]
 )
 
 
@@ -160,7 +155,7 @@ def run_ingest_identities(
             "user_id",
         )
         result.quarantine_new = write_quarantine(
-            spark, lake, tables.IDENTITIES_QUARANTINE, IDENTITIES_QUARANTINE_SCHEMA, quarantine_df
+            spark, lake, tables.IDENTITIES_QUARANTINE, schemas.IDENTITIES_QUARANTINE_SCHEMA, quarantine_df
         )
         identities_df = checked.filter(F.col("status") == "accepted").select(
             *IDENTITY_FIELDS, "source_file", F.lit(started).cast("timestamp").alias("ingested_at")

@@ -37,16 +37,9 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
-    ArrayType,
-    BooleanType,
-    DateType,
-    IntegerType,
-    LongType,
-    MapType,
     StringType,
     StructField,
     StructType,
-    TimestampType,
 )
 
 from dmp.contracts import tables
@@ -123,44 +116,6 @@ EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in schemas.EVENTS.fields)
 RAW_STRUCT = StructType([StructField(name, StringType(), True) for name in RAW_FIELDS])
 _JSON_SCHEMA = StructType([*RAW_STRUCT.fields, StructField("_corrupt_record", StringType(), True)])
 
-# bronze/events_quarantine: the contract's columns (dmp/schemas.py) plus what makes rows traceable
-# and idempotent.
-EVENTS_QUARANTINE_SCHEMA = StructType(
-    [
-        *schemas.EVENTS_QUARANTINE.fields,
-        StructField("quarantine_id", StringType(), False),
-        StructField("event_id", StringType(), True),
-        StructField("run_id", StringType(), False),
-    ]
-)
-
-INGEST_RUNS_SCHEMA = StructType(
-    [
-        StructField("run_id", StringType(), False),
-        StructField("source", StringType(), False),
-        StructField("format", StringType(), False),
-        StructField("dates", ArrayType(DateType()), True),
-        StructField("files", IntegerType(), False),
-        StructField("rows_read", LongType(), False),
-        StructField("accepted", LongType(), False),
-        StructField("quarantined", LongType(), False),
-        StructField("quarantine_new", LongType(), False),
-        StructField("duplicates", LongType(), False),
-        StructField("duplicates_in_batch", LongType(), False),
-        StructField("duplicates_in_lake", LongType(), False),
-        StructField("out_of_scope", LongType(), False),
-        StructField("blank_lines", LongType(), False),
-        StructField("reasons", MapType(StringType(), LongType()), True),
-        StructField("reconciled", BooleanType(), False),
-        StructField("checks", StringType(), False),
-        StructField("status", StringType(), False),
-        StructField("message", StringType(), True),
-        StructField("table_version", LongType(), True),
-        StructField("started_at", TimestampType(), False),
-        StructField("finished_at", TimestampType(), False),
-    ]
-)
-
 
 # --------------------------------------------------------------------------------------------------
 # Settings and results
@@ -233,7 +188,7 @@ class IngestResult:
         row.pop("event_dates")
         row.update(duplicates=self.duplicates, reconciled=self.reconciled)
         row["finished_at"] = self.finished_at or datetime.now(UTC)
-        return {name: row[name] for name in INGEST_RUNS_SCHEMA.fieldNames()}
+        return {name: row[name] for name in schemas.INGEST_RUNS_SCHEMA.fieldNames()}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -618,8 +573,8 @@ def read_pinned(spark: SparkSession, lake: str, table: str, version: int) -> Dat
 
 
 def write_run(spark: SparkSession, lake: str, result: IngestResult) -> None:
-    df = spark.createDataFrame([result.as_row()], INGEST_RUNS_SCHEMA)
-    ensure_table(spark, lake, tables.INGEST_RUNS, INGEST_RUNS_SCHEMA, [])
+    df = spark.createDataFrame([result.as_row()], schemas.INGEST_RUNS_SCHEMA)
+    ensure_table(spark, lake, tables.INGEST_RUNS, schemas.INGEST_RUNS_SCHEMA, [])
     lk.append(df, lake, tables.INGEST_RUNS)
 
 
@@ -747,7 +702,7 @@ def run_ingest(
             spark,
             lake,
             tables.EVENTS_QUARANTINE,
-            EVENTS_QUARANTINE_SCHEMA,
+            schemas.EVENTS_QUARANTINE_SCHEMA,
             to_quarantine_rows(classified_df, started, result.run_id),
         )
         if result.accepted:

@@ -29,15 +29,6 @@ from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    BooleanType,
-    DateType,
-    LongType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampType,
-)
 
 from dmp.contracts import tables
 from dmp.contracts.dates import window_start
@@ -56,26 +47,11 @@ from dmp.contracts.specs import (
     spec_hash,
 )
 from dmp.spark import lake as lk
+from dmp.spark import schemas
 from dmp.spark.schemas import AUDIENCE_PACKS
 
 log = logging.getLogger(__name__)
 
-# ops/pack_runs: one row per (segment, run_date), replaced on rebuild.
-PACK_RUNS = StructType(
-    [
-        StructField("segment", StringType(), False),
-        StructField("run_date", DateType(), False),
-        StructField("kind", StringType(), False),
-        StructField("size", LongType(), False),
-        StructField("holdout_size", LongType(), False),
-        StructField("treatment_size", LongType(), False),
-        StructField("deliverable", BooleanType(), False),
-        StructField("reason", StringType(), True),
-        StructField("spec_hash", StringType(), False),
-        StructField("metrics_json", StringType(), True),
-        StructField("built_at", TimestampType(), False),
-    ]
-)
 
 # user_daily counter per behaviour (spec ``behaviors`` use event type names).
 BEHAVIOR_COLUMNS: dict[str, str] = {
@@ -521,7 +497,7 @@ def write_pack(spark: SparkSession, lake: str, pack_df: DataFrame, info: dict[st
         json.dumps(info["metrics"], sort_keys=True, default=str),
         datetime.now(UTC).replace(tzinfo=None),
     )
-    runs_df = spark.createDataFrame([row], PACK_RUNS)
+    runs_df = spark.createDataFrame([row], schemas.PACK_RUNS)
     lk.overwrite_partitions(runs_df, lake, tables.PACK_RUNS, [], condition)
 
 

@@ -14,22 +14,14 @@ from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, StructField, StructType, TimestampType
 
 from dmp.contracts import tables
 from dmp.contracts.errors import DmpError
 from dmp.spark import lake as lk
+from dmp.spark import schemas
 from dmp.steps.ingest import IngestResult, clean_text, ensure_table, is_dir, path_exists, write_run
 
 LIST_NAME = re.compile(r"^[a-z0-9_]+$")
-SUPPRESSION_LISTS_SCHEMA = StructType(
-    [
-        StructField("list_name", StringType(), False),
-        StructField("user_id", StringType(), False),
-        StructField("source_file", StringType(), True),
-        StructField("loaded_at", TimestampType(), True),
-    ]
-)
 
 
 def to_suppression_rows(csv_df: DataFrame, name: str, loaded_at: datetime) -> DataFrame:
@@ -85,7 +77,7 @@ def run_ingest_suppression(
         rows_df = to_suppression_rows(csv_df, name, started).persist()
         result.accepted = rows_df.count()
         result.duplicates_in_batch = result.rows_read - blank - result.accepted
-        ensure_table(spark, lake, tables.SUPPRESSION_LISTS, SUPPRESSION_LISTS_SCHEMA, ["list_name"])
+        ensure_table(spark, lake, tables.SUPPRESSION_LISTS, schemas.SUPPRESSION_LISTS_SCHEMA, ["list_name"])
         lk.overwrite_partitions(
             rows_df,
             lake,

@@ -87,7 +87,7 @@ def write_tiny_lake(spark, lake: str) -> None:  # type: ignore[no-untyped-def]
     spark.createDataFrame(pack, AUDIENCE_PACKS).write.format("delta").partitionBy("segment", "run_date").save(
         tables.table_path(lake, tables.AUDIENCE_PACKS)
     )
-    from dmp.steps.deliver import DELIVERIES_SCHEMA
+    from dmp.spark.schemas import DELIVERIES_SCHEMA
 
     at = datetime(2026, 3, 15, 8, 0)
     deliveries = [  # latest attempt per channel counts: jd_ads and coupon_center delivered, sms not
