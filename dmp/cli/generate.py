@@ -4,9 +4,46 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from dmp.demo.generate import GenerateSummary
+
+OutOpt = Annotated[
+    Path, typer.Option("--out", help="Output folder (created; a previous output is replaced).")
+]
+UsersOpt = Annotated[int | None, typer.Option("--users", help="Number of users (default 10000).")]
+EventsOpt = Annotated[
+    int | None, typer.Option("--events", help="Pick the number of users to get about this many valid events.")
+]
+DaysOpt = Annotated[int, typer.Option("--days", help="Number of days to generate.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed: same arguments -> same bytes.")]
+StartOpt = Annotated[str, typer.Option("--start", help="First day YYYY-MM-DD.")]
+CampaignDateOpt = Annotated[
+    str | None,
+    typer.Option("--campaign-date", help="Run date R of the planted campaign (default: last day - 14)."),
+]
+NoCampaignOpt = Annotated[bool, typer.Option("--no-campaign", help="Do not plant the campaign.")]
+BadRateOpt = Annotated[float, typer.Option("--bad-rate", help="Share of extra bad lines per file.")]
+PlantedProbOpt = Annotated[
+    float, typer.Option("--planted-prob", help="P(extra S001 order | eligible, treated).")
+]
+ChunkUsersOpt = Annotated[
+    int | None, typer.Option("--chunk-users", help="Users simulated at once (memory knob).")
+]
+WorkersOpt = Annotated[
+    int, typer.Option("--workers", help="Processes generating chunks in parallel (output is identical).")
+]
+# Accepted like every command's --lake so scripts can pass it everywhere; the generator writes to --out.
+UnusedLakeOpt = Annotated[
+    str | None,
+    typer.Option("--lake", envvar="DMP_LAKE", help="Accepted like every command; unused (writes to --out)."),
+]
+DEFAULT_USERS = 10_000
 
 
 def register(app: typer.Typer) -> None:
@@ -14,50 +51,10 @@ def register(app: typer.Typer) -> None:
     app.command("generate")(generate_cmd)
 
 
-def generate_cmd(
-    out: Annotated[
-        Path, typer.Option("--out", help="Output folder (created; a previous output is replaced).")
-    ],
-    users: Annotated[int | None, typer.Option("--users", help="Number of users (default 10000).")] = None,
-    events: Annotated[
-        int | None,
-        typer.Option("--events", help="Pick the number of users to get about this many valid events."),
-    ] = None,
-    days: Annotated[int, typer.Option("--days", help="Number of days to generate.")] = 30,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: same arguments -> same bytes.")] = 0,
-    start: Annotated[str, typer.Option("--start", help="First day YYYY-MM-DD.")] = "2026-09-01",
-    campaign_date: Annotated[
-        str | None,
-        typer.Option("--campaign-date", help="Run date R of the planted campaign (default: last day - 14)."),
-    ] = None,
-    no_campaign: Annotated[bool, typer.Option("--no-campaign", help="Do not plant the campaign.")] = False,
-    bad_rate: Annotated[float, typer.Option("--bad-rate", help="Share of extra bad lines per file.")] = 0.002,
-    planted_prob: Annotated[
-        float, typer.Option("--planted-prob", help="P(extra S001 order | eligible, treated).")
-    ] = 0.06,
-    chunk_users: Annotated[
-        int | None, typer.Option("--chunk-users", help="Users simulated at once (memory knob).")
-    ] = None,
-    workers: Annotated[
-        int, typer.Option("--workers", help="Processes generating chunks in parallel (output is identical).")
-    ] = 1,
-    lake: Annotated[
-        str | None,
-        typer.Option(
-            "--lake", envvar="DMP_LAKE", help="Accepted like every command; unused (writes to --out)."
-        ),
-    ] = None,
-) -> None:
-    """Generate demo data: JSON-lines events by date, identities, opt-outs, catalogue and ground truth.
-
-    About 0.7-0.8 valid events per user per day (see catalog.json "events_per_user_day").
-    """
-    from rich.console import Console
-    from rich.table import Table
-
-    from dmp.contracts.dates import parse_date
+def _n_users(users: int | None, events: int | None, days: int) -> int:
+    """--users, or the number of users that gives about --events valid events, or the default."""
     from dmp.contracts.errors import DmpError
-    from dmp.demo.generate import DEFAULT_PLANTED_PROB, generate, users_for_events
+    from dmp.demo.generate import users_for_events
 
     if users is not None and events is not None:
         raise DmpError("give either --users N or --events N, not both")
@@ -65,7 +62,34 @@ def generate_cmd(
         raise DmpError(f"--events: expected a positive number of events, got {events}")
     if days < 1:
         raise DmpError(f"--days: expected a positive number of days, got {days}")
-    n_users = users if users is not None else (users_for_events(events, days) if events else 10_000)
+    return users if users is not None else (users_for_events(events, days) if events else DEFAULT_USERS)
+
+
+def generate_cmd(
+    out: OutOpt,
+    users: UsersOpt = None,
+    events: EventsOpt = None,
+    days: DaysOpt = 30,
+    seed: SeedOpt = 0,
+    start: StartOpt = "2026-09-01",
+    campaign_date: CampaignDateOpt = None,
+    no_campaign: NoCampaignOpt = False,
+    bad_rate: BadRateOpt = 0.002,
+    planted_prob: PlantedProbOpt = 0.06,
+    chunk_users: ChunkUsersOpt = None,
+    workers: WorkersOpt = 1,
+    lake: UnusedLakeOpt = None,
+) -> None:
+    """Generate demo data: JSON-lines events by date, identities, opt-outs, catalogue and ground truth.
+
+    About 0.7-0.8 valid events per user per day (see catalog.json "events_per_user_day").
+    """
+    from rich.console import Console
+
+    from dmp.contracts.dates import parse_date
+    from dmp.demo.generate import DEFAULT_PLANTED_PROB, generate
+
+    n_users = _n_users(users, events, days)
     console = Console()
     began = time.perf_counter()
     with console.status("generating…") as status:
@@ -84,6 +108,16 @@ def generate_cmd(
             progress=lambda done, total: status.update(f"generating… chunk {done}/{total}"),
         )
     elapsed = time.perf_counter() - began
+    console.print(summary_table(summary, out))
+    console.print(
+        f"{summary.start} … {summary.end}, {summary.events_per_user_day} events/user/day, "
+        f"{elapsed:.1f}s ({summary.lines_total / max(elapsed, 1e-9):,.0f} lines/s). Truth in {out / 'truth'}"
+    )
+
+
+def summary_table(summary: GenerateSummary, out: Path) -> Table:
+    """What was written, as a rich table: events per type, bad lines, users, identities, campaign."""
+    from rich.table import Table
 
     table = Table(title=f"dmp generate -> {out}", show_header=True)
     table.add_column("what")
@@ -105,8 +139,4 @@ def generate_cmd(
             f"({c['n_treatment']:,} treatment / {c['n_holdout']:,} holdout), "
             f"true uplift {100 * (c['true_uplift_abs'] or 0):.2f} pp",
         )
-    console.print(table)
-    console.print(
-        f"{summary.start} … {summary.end}, {summary.events_per_user_day} events/user/day, "
-        f"{elapsed:.1f}s ({summary.lines_total / max(elapsed, 1e-9):,.0f} lines/s). Truth in {out / 'truth'}"
-    )
+    return table

@@ -14,31 +14,29 @@ then described:
   apart (``audience_without_tags``) and left out of the shares.
 
 The computations (:func:`audience_profile`, :func:`pack_overlap`) are pure functions over DataFrames
-returning small lists of dicts; rendering (:func:`render_console`, :func:`render_html`) only formats
-them. The HTML report is self-contained: charts are PNGs embedded as base64 data URIs.
+returning small lists of dicts; :mod:`dmp.reports.preview_report` formats them (rich tables, and a
+self-contained HTML page with the charts as base64 data URIs).
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dmp.contracts import tables
 from dmp.contracts.errors import DmpError, SpecError
+from dmp.reports.preview_report import PROFILE_DIMENSIONS, PreviewResult, render_console, render_html
 from dmp.spark import lake as lk
 
-PROFILE_DIMENSIONS: tuple[tuple[str, str], ...] = (
-    ("lifecycle_stage", "Lifecycle stage"),
-    ("consumption_level", "Consumption level"),
-    ("top_category_ids", "Top categories"),
-)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dmp.contracts.specs import SegmentSpec
+
 NO_VALUE = "(none)"
 
 
@@ -223,177 +221,6 @@ def pack_overlap(
 
 
 # ---------------------------------------------------------------------------------------------
-# Rendering
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
-
-
-def _idx(x: float | None) -> str:
-    return "-" if x is None else f"{x:.0f}"
-
-
-def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, value) lines of the summary table (shared by the console and the HTML)."""
-    rows = [
-        ("segment", f"{result['segment']} ({result['kind']})"),
-        ("run date", str(result["run_date"])),
-        ("size", f"{result['size']:,}"),
-        ("holdout", f"{result['holdout_size']:,}"),
-        ("treatment", f"{result['treatment_size']:,}"),
-        ("deliverable", "yes" if result["deliverable"] else f"no: {result.get('reason') or ''}".rstrip(": ")),
-    ]
-    lookalike = (result.get("metrics") or {}).get("lookalike")
-    if lookalike:
-        rows.append(
-            (
-                "lookalike quality",
-                f"{lookalike.get('model')}: recall@k {_pct(lookalike.get('recall_at_k'))} vs random "
-                f"{_pct(lookalike.get('random_recall_at_k'))}, lift {lookalike.get('lift') or 0:.1f}, "
-                f"AUC {lookalike.get('auc') or 0:.3f} (seed {lookalike.get('n_seed')}, "
-                f"{lookalike.get('n_holdout_seed')} held out)",
-            )
-        )
-    overlap = result.get("overlap") or {}
-    rows.append(("in other packs", f"{overlap.get('any', 0):,} ({_pct(overlap.get('any_share'))})"))
-    profile = result.get("profile") or {}
-    if profile.get("audience_without_tags"):
-        rows.append(("audience without tags", f"{profile['audience_without_tags']:,}"))
-    rows.append(("population (tagged users)", f"{profile.get('population', 0):,}"))
-    return rows
-
-
-OVERLAP_HEADERS = ("other segment", "run date", "its size", "shared users", "share of this audience")
-PROFILE_HEADERS = ("value", "audience", "audience share", "population", "population share", "index")
-
-
-def overlap_table_rows(overlap: dict[str, Any]) -> list[tuple[str, ...]]:
-    return [
-        (r["segment"], str(r["run_date"]), f"{r['other_size']:,}", f"{r['overlap']:,}", _pct(r["share"]))
-        for r in overlap.get("rows", [])
-    ]
-
-
-def profile_table_rows(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
-    return [
-        (
-            str(r["value"]),
-            f"{r['audience_users']:,}",
-            _pct(r["audience_share"]),
-            f"{r['population_users']:,}",
-            _pct(r["population_share"]),
-            _idx(r["index"]),
-        )
-        for r in rows
-    ]
-
-
-def render_console(result: dict[str, Any], console: Any | None = None) -> None:
-    """Print the preview as rich tables."""
-    from rich.console import Console
-    from rich.table import Table
-
-    out = console or Console()
-    summary = Table(title=f"preview of {result['segment']}", show_header=False)
-    summary.add_column("", style="bold")
-    summary.add_column("")
-    for label, value in summary_rows(result):
-        summary.add_row(label, value)
-    out.print(summary)
-
-    overlap = Table(title="overlap with the other specs' latest packs")
-    for header in OVERLAP_HEADERS:
-        overlap.add_column(header)
-    for row in overlap_table_rows(result.get("overlap") or {}):
-        overlap.add_row(*row)
-    out.print(overlap)
-
-    for key, title in PROFILE_DIMENSIONS:
-        table = Table(title=f"{title}: audience vs population")
-        for header in PROFILE_HEADERS:
-            table.add_column(header, justify="left" if header == "value" else "right")
-        for row in profile_table_rows(result["profile"]["dimensions"][key]):
-            table.add_row(*row)
-        out.print(table)
-
-
-def chart_png(rows: list[dict[str, Any]], title: str) -> str:
-    """Grouped bars (audience vs population share) as a base64-encoded PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = [str(r["value"]) for r in rows]
-    aud = [100 * (r["audience_share"] or 0) for r in rows]
-    pop = [100 * (r["population_share"] or 0) for r in rows]
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(labels) + 2), 3.2), dpi=96)
-    try:
-        xs = list(range(len(labels)))
-        width = 0.4
-        ax.bar([x - width / 2 for x in xs], aud, width, label="audience", color="#2b6cb0")
-        ax.bar([x + width / 2 for x in xs], pop, width, label="population", color="#a0aec0")
-        ax.set_xticks(xs)
-        ax.set_xticklabels(
-            labels, rotation=30 if len(labels) > 6 else 0, ha="right" if len(labels) > 6 else "center"
-        )
-        ax.set_ylabel("% of users")
-        ax.set_title(title)
-        ax.legend(frameon=False)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-    finally:
-        plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _html_table(headers: tuple[str, ...] | None, rows: list[tuple[str, ...]]) -> str:
-    parts = ["<table>"]
-    if headers:
-        parts.append("<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr>")
-    for row in rows:
-        parts.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>")
-    if not rows:
-        span = len(headers) if headers else 1
-        parts.append(f'<tr><td colspan="{span}"><em>none</em></td></tr>')
-    parts.append("</table>")
-    return "\n".join(parts)
-
-
-_CSS = """
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em; color: #1a202c; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
-th, td { border: 1px solid #cbd5e0; padding: 4px 10px; text-align: right; }
-th { background: #edf2f7; }
-td:first-child, th:first-child { text-align: left; }
-img { display: block; margin-bottom: 2em; }
-"""
-
-
-def render_html(result: dict[str, Any]) -> str:
-    """The preview as one self-contained HTML page (inline CSS, charts as data URIs, no links)."""
-    title = f"Preview of segment {result['segment']} ({result['run_date']})"
-    body = [f"<h1>{html.escape(title)}</h1>", _html_table(None, summary_rows(result))]
-    body.append("<h2>Overlap with the other specs' latest packs</h2>")
-    body.append(_html_table(OVERLAP_HEADERS, overlap_table_rows(result.get("overlap") or {})))
-    for key, label in PROFILE_DIMENSIONS:
-        rows = result["profile"]["dimensions"][key]
-        body.append(f"<h2>{html.escape(label)}: audience vs population</h2>")
-        body.append(_html_table(PROFILE_HEADERS, profile_table_rows(rows)))
-        if rows:
-            png = chart_png(rows, label)
-            body.append(f'<img alt="{html.escape(label)} chart" src="data:image/png;base64,{png}">')
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
-        + "\n".join(body)
-        + "\n</body></html>\n"
-    )
-
-
-# ---------------------------------------------------------------------------------------------
 # Edges: load, build in memory, print / write
 
 
@@ -408,6 +235,17 @@ def _latest_tag_date(spark: SparkSession, lake: str) -> date:
     return row["d"]
 
 
+def _load_spec(spec_path: str | Path, segments_dir: str | Path) -> tuple[SegmentSpec, dict[str, SegmentSpec]]:
+    """The previewed spec, validated together with the other specs (its seed or exclusions name them)."""
+    from dmp.contracts.specs import load_spec, load_specs
+
+    spec = load_spec(spec_path)  # raises SpecError naming the file and field
+    spec_set = load_specs(segments_dir, [Path(spec_path)])
+    if spec_set.specs.get(spec.name) is None:
+        raise SpecError("\n".join(str(issue) for issue in spec_set.errors) or f"{spec_path}: invalid spec")
+    return spec_set.specs[spec.name], spec_set.specs
+
+
 def run_preview(
     spark: SparkSession,
     lake: str,
@@ -415,31 +253,26 @@ def run_preview(
     segments_dir: str | Path,
     run_date: date | None = None,
     html_path: str | Path | None = None,
-    console: Any | None = None,
+    console: Console | None = None,
     top_categories: int = 10,
-) -> dict[str, Any]:
+) -> PreviewResult:
     """Build ``spec_path``'s pack in memory for ``run_date`` (default: latest tag snapshot), describe it.
 
     Prints rich tables, writes ``html_path`` when given, and returns the numbers as a dict.
     Nothing is written to the lake.
     """
-    from dmp.contracts.specs import load_spec, load_specs
     from dmp.steps.packs import build_pack_df
 
     lake = tables.resolve_lake(lake)
-    spec = load_spec(spec_path)  # raises SpecError naming the file and field
-    spec_set = load_specs(segments_dir, [Path(spec_path)])
-    if spec_set.specs.get(spec.name) is None:
-        raise SpecError("\n".join(str(issue) for issue in spec_set.errors) or f"{spec_path}: invalid spec")
-    spec = spec_set.specs[spec.name]
+    spec, specs = _load_spec(spec_path, segments_dir)
     day = run_date or _latest_tag_date(spark, lake)
 
-    pack_df, info = build_pack_df(spark, lake, spec, day, spec_set.specs)
+    pack_df, info = build_pack_df(spark, lake, spec, day, specs)
     try:
         population_df = lk.read_table(spark, lake, tables.USER_TAGS).filter(F.col("as_of_date") == F.lit(day))
         profile = audience_profile(pack_df, population_df, top_categories)
         if lk.table_exists(spark, lake, tables.AUDIENCE_PACKS):
-            others = sorted(name for name in spec_set.specs if name != spec.name)
+            others = sorted(name for name in specs if name != spec.name)
             overlap = pack_overlap(
                 pack_df, lk.read_table(spark, lake, tables.AUDIENCE_PACKS), spec.name, day, others
             )
@@ -448,7 +281,7 @@ def run_preview(
     finally:
         pack_df.unpersist()
 
-    result: dict[str, Any] = {
+    result: PreviewResult = {
         "segment": spec.name,
         "kind": spec.kind,
         "run_date": day,
@@ -472,7 +305,7 @@ def run_preview(
     return result
 
 
-def _default_console() -> Any:
+def _default_console() -> Console:
     from rich.console import Console
 
     return Console()

@@ -11,9 +11,10 @@ import pytest
 from rich.console import Console
 
 from dmp.contracts import tables
+from dmp.reports.preview_report import render_html
 from dmp.spark import lake as lk
 from dmp.spark.schemas import AUDIENCE_PACKS, USER_TAGS
-from dmp.steps.preview import audience_profile, pack_overlap, render_html, run_preview
+from dmp.steps.preview import audience_profile, pack_overlap, run_preview
 
 RUN = date(2026, 3, 3)
 
