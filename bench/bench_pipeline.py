@@ -5,8 +5,8 @@ Per size (events):
 2. Spark (local[2], one session, start-up not timed): ingest the JSON lines into bronze/events,
    aggregate every day into silver/user_daily (one pass, one partition per date), full tags
    snapshot for the last day;
-3. DuckDB (same process, ``threads`` = Spark's cores): the same aggregation and tag SQL
-   (definitions of dmp/aggregate.py and dmp/tags.py) on the bronze/events Parquet files Spark
+3. DuckDB (same process, ``threads`` = Spark's cores): the same aggregation and tag SQL (definitions
+   of dmp/transforms/aggregate.py, tag_state.py and tags.py) on the bronze/events Parquet files Spark
    wrote (the Delta table's active files), writing Parquet; results are cross-checked with Spark's;
 4. incremental tags: full snapshot on day 7 / 30 / 60 of history (not timed; 60 needs ``--days 61``),
    then the timed daily incremental run of the next day; the last one is checked against the full
@@ -30,7 +30,8 @@ from typing import Any
 
 from dmp.contracts import tables
 from dmp.contracts.tag_config import TagConfig
-from dmp.steps.aggregate import COUNTERS
+from dmp.transforms.aggregate import COUNTERS
+from dmp.transforms.tag_state import AFFINITY_DIMS, incremental_input_days
 
 # One timed daily incremental tags run after this many days of history (those shorter than --days).
 # 7 days: no day has left the 30-day window yet; 30: the first day leaves it (more users to merge);
@@ -93,12 +94,13 @@ GROUP BY ALL
 """
 
 
-DUCK_DIMS: dict[str, str] = {"category": "category_id", "brand": "brand_id", "store": "store_id"}
+# ... and scores the same dimensions (dimension name -> user_daily column).
+DUCK_DIMS: dict[str, str] = AFFINITY_DIMS
 
 
 def _duck_history_ctes(as_of: date, cfg: TagConfig) -> str:
     """CTEs m (per user-day), s (per-user sums: the state's sum columns) and aff (30-day score per
-    user x dim x id, ids with a positive score): dmp/tags.py's definitions."""
+    user x dim x id, ids with a positive score): dmp/transforms/tag_state.py's definitions."""
     d = f"DATE '{as_of.isoformat()}'"
     w = cfg.weights.model_dump()
     score = " + ".join(f"{col} * {w[field]}" for col, field in DUCK_COUNTERS.items())
@@ -316,9 +318,8 @@ def users_touched(spark: Any, lake: str, day: date) -> int:
     from pyspark.sql import functions as F
 
     from dmp.spark import lake as lk
-    from dmp.steps.tags import WINDOW_LENGTHS
 
-    days = [day] + [day - timedelta(days=n) for n in WINDOW_LENGTHS]
+    days = incremental_input_days(day)
     ud = lk.read_table(spark, lake, tables.USER_DAILY)
     return int(
         ud.filter(F.col("event_date").isin([F.lit(d) for d in days])).select("user_id").distinct().count()
@@ -333,54 +334,52 @@ def active_parquet_files(spark: Any, lake: str, table: str) -> list[str]:
     return [f.removeprefix("file://").removeprefix("file:") for f in files]
 
 
-def run_size(
-    spark: Any,
-    label: str,
-    events: int,
-    days: int,
-    out_root: Path,
-    seed: int,
-    threads: int,
-    workers: int,
-    reuse_bronze: bool = False,
-) -> dict[str, Any]:
-    from dmp.demo.generate import DEFAULT_START, generate, users_for_events
-    from dmp.spark import lake as lk
-    from dmp.steps.aggregate import aggregate_days
-    from dmp.steps.ingest import run_ingest
-    from dmp.steps.tags import run_tags
+def _generate_data(data: Path, params: dict[str, Any], workers: int) -> float | None:
+    """Generate the demo data unless the folder already holds it for the same parameters (None)."""
+    from dmp.demo.generate import generate
 
-    cfg = TagConfig()
-    start = DEFAULT_START
-    all_days = [start + timedelta(days=i) for i in range(days)]
-    users = users_for_events(events, days)
-    data = out_root / f"data_{label}"
     stamp = data / "bench_params.json"
-    params = {"users": users, "days": days, "seed": seed, "start": start.isoformat()}
-    result: dict[str, Any] = {"size": label, "events_target": events, "users": users, "days": days}
     if stamp.exists() and json.loads(stamp.read_text()) == params:
-        result["generate_s"] = None  # cached from an earlier run
-    else:
-        with Timer() as t_gen:
-            generate(data, users=users, days=days, seed=seed, start=start, workers=workers)
-        stamp.write_text(json.dumps(params))
-        result["generate_s"] = t_gen.seconds
+        return None  # cached from an earlier run
+    with Timer() as t_gen:
+        generate(
+            data,
+            users=params["users"],
+            days=params["days"],
+            seed=params["seed"],
+            start=date.fromisoformat(params["start"]),
+            workers=workers,
+        )
+    stamp.write_text(json.dumps(params))
+    return t_gen.seconds
 
-    lake = str(out_root / f"lake_{label}")
+
+def _ingest_or_reuse(
+    spark: Any, lake: str, data: Path, params: dict[str, Any], reuse_bronze: bool
+) -> tuple[Any, Timer]:
+    """Ingest the data into a fresh lake (timed), or keep bronze/events of an earlier run on the same
+    data and drop only the layers built from it (``ingest`` is then None)."""
+    from dmp.steps.ingest import run_ingest
+
     lake_stamp = Path(lake) / "bench_params.json"
-    reuse = reuse_bronze and lake_stamp.exists() and json.loads(lake_stamp.read_text()) == params
-    if reuse:
-        # bronze/events of an earlier run on the same data: only the layers built from it are redone
+    if reuse_bronze and lake_stamp.exists() and json.loads(lake_stamp.read_text()) == params:
         for layer in ("silver", "gold"):
             shutil.rmtree(Path(lake) / layer, ignore_errors=True)
-        ing, t_ingest = None, Timer()
-        result["ingest_reused_from_earlier_run"] = True
-    else:
-        shutil.rmtree(lake, ignore_errors=True)
-        with Timer() as t_ingest:
-            ing = run_ingest(spark, lake, str(data), "jsonl", skip_checks=True)
-        lake_stamp.write_text(json.dumps(params))
-    n_events = lk.read_table(spark, lake, tables.EVENTS).count()
+        return None, Timer()
+    shutil.rmtree(lake, ignore_errors=True)
+    with Timer() as t_ingest:
+        ing = run_ingest(spark, lake, str(data), "jsonl", skip_checks=True)
+    lake_stamp.write_text(json.dumps(params))
+    return ing, t_ingest
+
+
+def _spark_aggregate_and_tags(
+    spark: Any, lake: str, all_days: list[date], cfg: TagConfig, ing: Any, t_ingest: Timer, n_events: int
+) -> dict[str, Any]:
+    """Aggregate every day and a full tags snapshot of the last, twice: cold, then warm."""
+    from dmp.steps.aggregate import aggregate_days
+    from dmp.steps.tags import run_tags
+
     last = all_days[-1]
 
     def spark_agg_tags() -> tuple[Timer, Timer]:
@@ -397,12 +396,10 @@ def run_size(
     cold_check = spark_check(spark, lake, last)
     w_agg, w_tags = spark_agg_tags()
     full_check = spark_check(spark, lake, last)
-    state_check = spark_state_check(spark, lake, last)
     spark_total = t_ingest.seconds + t_agg.seconds + t_tags.seconds
     spark_agg_tags_s = t_agg.seconds + t_tags.seconds
     warm_s = w_agg.seconds + w_tags.seconds
-    result["events"] = n_events
-    result["spark"] = {
+    return {
         "ingest_s": t_ingest.seconds if ing else None,
         "ingest_rows_read": ing.rows_read if ing else None,
         "aggregate_s": t_agg.seconds,
@@ -416,12 +413,17 @@ def run_size(
         "warm_aggregate_tags_s": round(warm_s, 3),
         "rerun_same_results": cold_check == full_check,
         "check": full_check,
-        "state_check": state_check,
+        "state_check": spark_state_check(spark, lake, last),
     }
 
-    files = active_parquet_files(spark, lake, tables.EVENTS)
-    duck = duckdb_run(files, last, cfg, out_root / f"duckdb_{label}", threads)
-    duck_warm = duckdb_run(files, last, cfg, out_root / f"duckdb_{label}", threads)
+
+def _compare_with_duckdb(
+    result: dict[str, Any], files: list[str], last: date, cfg: TagConfig, out_dir: Path, threads: int
+) -> None:
+    """Run the DuckDB twin twice (cold, warm) on bronze's files; add its times, ratios and checks."""
+    s, n_events = result["spark"], result["events"]
+    duck = duckdb_run(files, last, cfg, out_dir, threads)
+    duck_warm = duckdb_run(files, last, cfg, out_dir, threads)
     duck["events_per_s"] = round(n_events / duck["total_s"])
     duck["warm_aggregate_s"] = duck_warm["aggregate_s"]
     duck["warm_tags_s"] = duck_warm["tags_s"]
@@ -429,20 +431,27 @@ def run_size(
     duck["warm_tags_with_state_s"] = duck_warm["tags_with_state_s"]
     duck["warm_total_with_state_s"] = duck_warm["total_with_state_s"]
     result["duckdb"] = duck
-    result["ratio_spark_over_duckdb"] = round(spark_agg_tags_s / duck["total_s"], 2)
-    result["ratio_warm_spark_over_duckdb"] = round(warm_s / duck_warm["total_s"], 2)
-    result["same_results"] = duck["check"] == full_check == duck_warm["check"]
+    result["ratio_spark_over_duckdb"] = round(s["aggregate_tags_s"] / duck["total_s"], 2)
+    result["ratio_warm_spark_over_duckdb"] = round(s["warm_aggregate_tags_s"] / duck_warm["total_s"], 2)
+    result["same_results"] = duck["check"] == s["check"] == duck_warm["check"]
     # Like for like: DuckDB also writes the incremental state Spark's full rebuild writes, and derives
     # the snapshot from it. The snapshot-only ratio above stays the headline; this one is the same work.
-    result["ratio_same_outputs"] = round(spark_agg_tags_s / duck["total_with_state_s"], 2)
-    result["ratio_warm_same_outputs"] = round(warm_s / duck_warm["total_with_state_s"], 2)
+    result["ratio_same_outputs"] = round(s["aggregate_tags_s"] / duck["total_with_state_s"], 2)
+    result["ratio_warm_same_outputs"] = round(s["warm_aggregate_tags_s"] / duck_warm["total_with_state_s"], 2)
     result["same_state"] = (
-        duck["state_check"] == state_check == duck_warm["state_check"]
-        and duck["check_from_state"] == full_check == duck_warm["check_from_state"]
+        duck["state_check"] == s["state_check"] == duck_warm["state_check"]
+        and duck["check_from_state"] == s["check"] == duck_warm["check_from_state"]
     )
 
+
+def _incremental_runs(
+    spark: Any, lake: str, all_days: list[date], cfg: TagConfig, full_check: dict[str, int | None]
+) -> dict[str, Any]:
+    """One timed incremental tags run after each history in INCREMENTAL_HISTORIES shorter than the data."""
+    from dmp.steps.tags import run_tags
+
     inc: dict[str, Any] = {}
-    histories = [h for h in INCREMENTAL_HISTORIES if h < days]
+    histories = [h for h in INCREMENTAL_HISTORIES if h < len(all_days)]
     for history in histories:
         base, day = all_days[history - 1], all_days[history]
         run_tags(spark, lake, base, cfg, full=True, skip_checks=True)
@@ -456,10 +465,45 @@ def run_size(
             "users_touched": users_touched(spark, lake, day),
             "us_per_user": round(t_inc.seconds / max(res.users, 1) * 1e6, 1),
         }
-    if histories and histories[-1] == days - 1:
+    if histories and histories[-1] == len(all_days) - 1:
         # the last timed run rebuilt the last day incrementally over the full snapshot: must match
-        inc["incremental_equals_full_rebuild"] = spark_check(spark, lake, last) == full_check
-    result["incremental"] = inc
+        inc["incremental_equals_full_rebuild"] = spark_check(spark, lake, all_days[-1]) == full_check
+    return inc
+
+
+def run_size(
+    spark: Any,
+    label: str,
+    events: int,
+    days: int,
+    out_root: Path,
+    seed: int,
+    threads: int,
+    workers: int,
+    reuse_bronze: bool = False,
+) -> dict[str, Any]:
+    from dmp.demo.generate import DEFAULT_START, users_for_events
+    from dmp.spark import lake as lk
+
+    cfg = TagConfig()
+    start = DEFAULT_START
+    all_days = [start + timedelta(days=i) for i in range(days)]
+    users = users_for_events(events, days)
+    data = out_root / f"data_{label}"
+    params = {"users": users, "days": days, "seed": seed, "start": start.isoformat()}
+    result: dict[str, Any] = {"size": label, "events_target": events, "users": users, "days": days}
+    result["generate_s"] = _generate_data(data, params, workers)
+
+    lake = str(out_root / f"lake_{label}")
+    ing, t_ingest = _ingest_or_reuse(spark, lake, data, params, reuse_bronze)
+    if ing is None:
+        result["ingest_reused_from_earlier_run"] = True
+    n_events = lk.read_table(spark, lake, tables.EVENTS).count()
+    result["events"] = n_events
+    result["spark"] = _spark_aggregate_and_tags(spark, lake, all_days, cfg, ing, t_ingest, n_events)
+    files = active_parquet_files(spark, lake, tables.EVENTS)
+    _compare_with_duckdb(result, files, all_days[-1], cfg, out_root / f"duckdb_{label}", threads)
+    result["incremental"] = _incremental_runs(spark, lake, all_days, cfg, result["spark"]["check"])
     return result
 
 

@@ -17,7 +17,9 @@ TableOpt = Annotated[
 ]
 ConfigOpt = Annotated[
     str | None,
-    typer.Option("--config", help="YAML overriding tag thresholds/weights (see dmp/tag_config.py)."),
+    typer.Option(
+        "--config", help="YAML overriding tag thresholds/weights (see dmp/contracts/tag_config.py)."
+    ),
 ]
 FullOpt = Annotated[
     bool,

@@ -28,8 +28,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from dmp.contracts.errors import DmpError
 
+# Values of gold/user_tags.lifecycle_stage, from the most to the least engaged (see LifecycleConfig).
+LIFECYCLE_STAGES: tuple[str, ...] = ("new", "active", "silent", "churned")
+
 
 class LifecycleConfig(BaseModel):
+    """Days since the first / last event that separate the LIFECYCLE_STAGES."""
+
     model_config = ConfigDict(extra="forbid")
 
     new_days: int = Field(14, ge=1, le=365)
@@ -60,6 +65,8 @@ class ActivityWeights(BaseModel):
 
 
 class TagConfig(BaseModel):
+    """Everything of the tags that is ours to define; ``dmp tags --config FILE`` overrides it."""
+
     model_config = ConfigDict(extra="forbid")
 
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)

@@ -1,10 +1,4 @@
-"""bronze/events -> silver/user_daily: one row per user x date x store x brand x category.
-
-Counters are per event type (views, clicks, searches, carts, cart_removes, favs, orders,
-coupon_receives, coupon_redeems). ``gmv`` is the sum of price x quantity over ``order`` events
-(quantity null -> 1, price null -> 0), computed in integer cents so that it is exact and does not
-depend on the order Spark adds rows in (each event's price is rounded half-up to cents first), then
-stored as a double (cents / 100) as the USER_DAILY schema says. The tag state converts it back to integer cents.
+"""bronze/events -> silver/user_daily (the rows are ``dmp.transforms.aggregate.build_user_daily``).
 
 Each date is its own partition, written with replaceWhere on exactly the dates being processed:
 re-running a date replaces it. A date with no events writes an empty partition (the replaceWhere
@@ -18,59 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dmp.contracts import tables
 from dmp.contracts.errors import DmpError
 from dmp.spark import lake as lk
-from dmp.spark.schemas import USER_DAILY
-
-KEY_COLS: list[str] = ["user_id", "event_date", "store_id", "brand_id", "category_id"]
-
-# user_daily counter column -> the event type it counts.
-COUNTERS: dict[str, str] = {
-    "views": "view",
-    "clicks": "click",
-    "searches": "search",
-    "carts": "cart_add",
-    "cart_removes": "cart_remove",
-    "favs": "favorite",
-    "orders": "order",
-    "coupon_receives": "coupon_receive",
-    "coupon_redeems": "coupon_redeem",
-}
-
-MONEY = "decimal(18,2)"
-
-
-def order_amount_cents_col() -> Column:
-    """price x quantity of an order event in integer cents (quantity null -> 1, price null -> 0); 0 otherwise.
-
-    The price is rounded half-up to cents first (a DECIMAL(18,2) cast), so the sum is exact and does
-    not depend on the order rows are added in; summing longs also avoids Spark's slow wide-decimal sum.
-    """
-    price_cents = (F.coalesce(F.col("price"), F.lit(0.0)).cast(MONEY) * 100).cast("long")
-    qty = F.coalesce(F.col("quantity"), F.lit(1)).cast("long")
-    return F.when(F.col("event_type") == "order", price_cents * qty).otherwise(F.lit(0).cast("long"))
-
-
-def build_user_daily(events_df: DataFrame) -> DataFrame:
-    """Pure transform: events (dmp.spark.schemas.EVENTS columns) -> rows with exactly the USER_DAILY schema.
-
-    ``gmv`` = exact cents / 100 as a double: the same value as the DECIMAL(18,2) sum cast to double.
-    """
-    aggs = [
-        F.sum(F.when(F.col("event_type") == etype, F.lit(1)).otherwise(F.lit(0))).cast("long").alias(name)
-        for name, etype in COUNTERS.items()
-    ]
-    aggs.append(F.sum(order_amount_cents_col()).alias("_gmv_cents"))
-    out = (
-        events_df.groupBy(*KEY_COLS)
-        .agg(*aggs)
-        .withColumn("gmv", F.col("_gmv_cents").cast("double") / F.lit(100.0))
-    )
-    return out.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in USER_DAILY.fields])
+from dmp.transforms.aggregate import build_user_daily, events_counted_col
+from dmp.transforms.columns import lit_date
 
 
 @dataclass(frozen=True)
@@ -78,6 +27,14 @@ class AggregateResult:
     day: date
     events: int
     rows: int
+
+
+def _per_day_counts(written_df: DataFrame) -> dict[date, tuple[int, int]]:
+    """(events, rows) per date of the user_daily rows just written."""
+    per_day = written_df.groupBy("event_date").agg(
+        F.sum(events_counted_col()).alias("events"), F.count(F.lit(1)).alias("rows")
+    )
+    return {r["event_date"]: (int(r["events"]), int(r["rows"])) for r in per_day.collect()}
 
 
 def aggregate_days(
@@ -95,7 +52,7 @@ def aggregate_days(
         raise DmpError(
             f"table {tables.table_path(lake, tables.EVENTS)} does not exist: run `dmp ingest` before `dmp aggregate`"
         )
-    wanted = [F.lit(d).cast("date") for d in sorted(set(days))]
+    wanted = [lit_date(d) for d in sorted(set(days))]
     events_df = lk.read_table(spark, lake, tables.EVENTS).filter(F.col("event_date").isin(wanted))
     lk.overwrite_partitions(
         build_user_daily(events_df),
@@ -107,20 +64,12 @@ def aggregate_days(
     # Per-day counts from the partitions just written (a narrow read of the counter columns): cheaper
     # than caching the aggregate to count it, and it reports what the table really holds.
     written = lk.read_table(spark, lake, tables.USER_DAILY).filter(F.col("event_date").isin(wanted))
-    n_events = sum((F.col(c) for c in COUNTERS), F.lit(0))
-    per_day = {
-        r["event_date"]: (int(r["events"]), int(r["rows"]))
-        for r in written.groupBy("event_date")
-        .agg(F.sum(n_events).alias("events"), F.count(F.lit(1)).alias("rows"))
-        .collect()
-    }
+    per_day = _per_day_counts(written)
     if not skip_checks:
         from dmp.steps.quality import run_gate
 
         run_gate(written, "silver_user_daily")
-    return [
-        AggregateResult(day=d, events=per_day.get(d, (0, 0))[0], rows=per_day.get(d, (0, 0))[1]) for d in days
-    ]
+    return [AggregateResult(d, *per_day.get(d, (0, 0))) for d in days]
 
 
 def aggregate_day(spark: SparkSession, lake: str, day: date, *, skip_checks: bool = False) -> AggregateResult:

@@ -19,37 +19,42 @@ from dmp.contracts import tables
 from dmp.contracts.errors import DmpError
 from dmp.spark import lake as lk
 from dmp.spark import schemas
-from dmp.steps.ingest import IngestResult, clean_text, ensure_table, is_dir, path_exists, write_run
+from dmp.steps.ingest_runs import IngestResult, finish_run, require_source
+from dmp.transforms.quarantine import missing_field
+from dmp.transforms.suppression import clean_user_id, to_suppression_rows
 
 LIST_NAME = re.compile(r"^[a-z0-9_]+$")
 
 
-def to_suppression_rows(csv_df: DataFrame, name: str, loaded_at: datetime) -> DataFrame:
-    """Distinct non-blank trimmed user ids of the CSV as rows of list ``name``."""
-    return (
-        csv_df.select(clean_text(F.col("user_id")).alias("user_id"), "source_file")
-        .filter(F.col("user_id").isNotNull())
-        .groupBy("user_id")
-        .agg(F.min("source_file").alias("source_file"))
-        .select(
-            F.lit(name).alias("list_name"),
-            "user_id",
-            "source_file",
-            F.lit(loaded_at).cast("timestamp").alias("loaded_at"),
-        )
-    )
-
-
 def resolve_suppression_source(spark: SparkSession, name: str, source: str) -> str:
-    source = source.rstrip("/") or "/"
-    if not path_exists(spark, source):
-        raise DmpError(f"--source {source}: no such file or folder")
-    if not is_dir(spark, source):
+    source = require_source(spark, source)
+    if not lk.is_dir(spark, source):
         return source
     for candidate in (f"{source}/{name}.csv", f"{source}/suppression/{name}.csv"):
-        if path_exists(spark, candidate):
+        if lk.path_exists(spark, candidate):
             return candidate
     raise DmpError(f"--source {source}: folder has no {name}.csv or suppression/{name}.csv")
+
+
+def read_suppression_csv(spark: SparkSession, path: str) -> DataFrame:
+    """The CSV's rows with ``source_file``; its header must name a ``user_id`` column."""
+    csv_df = spark.read.option("header", "true").csv(path)
+    if "user_id" not in csv_df.columns:
+        raise DmpError(
+            f"{path}: expected a CSV whose header has a 'user_id' column, got header {csv_df.columns}"
+        )
+    return csv_df.withColumn("source_file", F.col("_metadata.file_path"))
+
+
+def _replace_list(spark: SparkSession, lake: str, name: str, rows_df: DataFrame) -> None:
+    lk.ensure_table(spark, lake, tables.SUPPRESSION_LISTS, schemas.SUPPRESSION_LISTS_SCHEMA, ["list_name"])
+    lk.overwrite_partitions(
+        rows_df,
+        lake,
+        tables.SUPPRESSION_LISTS,
+        ["list_name"],
+        lk.replace_where_condition("list_name", [name]),
+    )
 
 
 def run_ingest_suppression(
@@ -60,36 +65,21 @@ def run_ingest_suppression(
         raise DmpError(f"--name: list names are [a-z0-9_]+, got {name!r}")
     started = (now or datetime.now(UTC)).astimezone(UTC)
     result = IngestResult(str(uuid.uuid4()), source, f"suppression:{name}", None, started)
-    path = resolve_suppression_source(spark, name, source)
-    csv_df = spark.read.option("header", "true").csv(path)
-    if "user_id" not in csv_df.columns:
-        raise DmpError(
-            f"{path}: expected a CSV whose header has a 'user_id' column, got header {csv_df.columns}"
-        )
-    csv_df = csv_df.withColumn("source_file", F.col("_metadata.file_path")).persist()
+    csv_df = read_suppression_csv(spark, resolve_suppression_source(spark, name, source)).persist()
     try:
         result.files = 1
         result.rows_read = csv_df.count()
-        blank = csv_df.filter(clean_text(F.col("user_id")).isNull()).count()
+        blank = csv_df.filter(clean_user_id().isNull()).count()
         if blank:
-            result.reasons["missing_field:user_id"] = blank
+            result.reasons[missing_field("user_id")] = blank
         result.quarantined = blank
         rows_df = to_suppression_rows(csv_df, name, started).persist()
         result.accepted = rows_df.count()
         result.duplicates_in_batch = result.rows_read - blank - result.accepted
-        ensure_table(spark, lake, tables.SUPPRESSION_LISTS, schemas.SUPPRESSION_LISTS_SCHEMA, ["list_name"])
-        lk.overwrite_partitions(
-            rows_df,
-            lake,
-            tables.SUPPRESSION_LISTS,
-            ["list_name"],
-            lk.replace_where_condition("list_name", [name]),
-        )
+        _replace_list(spark, lake, name, rows_df)
         rows_df.unpersist()
         result.table_version = lk.table_version(spark, lake, tables.SUPPRESSION_LISTS)
         result.message = f"list {name!r} replaced"
     finally:
         csv_df.unpersist()
-    result.finished_at = datetime.now(UTC)
-    write_run(spark, lake, result)
-    return result
+    return finish_run(spark, lake, result)

@@ -16,7 +16,8 @@ from pyspark.sql import functions as F
 from dmp.contracts import tables
 from dmp.contracts.errors import DmpError
 from dmp.spark import lake as lk
-from dmp.steps.ingest import IngestResult, classify_events, parse_event_time, run_ingest
+from dmp.steps.ingest import run_ingest
+from dmp.steps.ingest_runs import IngestResult
 from tests.conftest import REPO_ROOT, TAOBAO_SAMPLE
 
 DATA = REPO_ROOT / "tests" / "data" / "ingest"
@@ -265,56 +266,6 @@ def test_parquet_input_goes_through_the_same_checks(spark, lake, tmp_path: Path)
     assert result.reasons == {"bad_price": 1, "missing_field:user_id": 1}
     p1 = lk.read_table(spark, lake, tables.EVENTS).first()
     assert (p1.event_id, p1.event_time, p1.price, p1.quantity) == ("p1", datetime(2026, 3, 1, 10, 0), 10.5, 1)
-
-
-def test_parse_event_time_formats(spark):
-    values = [
-        ("2026-03-01T10:22:31Z", datetime(2026, 3, 1, 10, 22, 31)),
-        ("2026-03-01T18:22:31.5+08:00", datetime(2026, 3, 1, 10, 22, 31, 500000)),
-        ("2026-03-01 10:22:31", datetime(2026, 3, 1, 10, 22, 31)),
-        ("1772360551", datetime(2026, 3, 1, 10, 22, 31)),
-        ("1772360551250", datetime(2026, 3, 1, 10, 22, 31, 250000)),
-        ("1.772360551E9", datetime(2026, 3, 1, 10, 22, 31)),
-        ("1e20", None),
-        ("2026-13-01", None),
-        ("yesterday", None),
-    ]
-    df = spark.createDataFrame([(v,) for v, _ in values], "t string")
-    got = [r.ts for r in df.select(parse_event_time(F.col("t")).alias("ts")).collect()]
-    assert got == [expected for _, expected in values]
-
-
-def test_conflict_winner_is_the_earliest_event_whatever_the_file_order(spark):
-    batch = spark.createDataFrame(
-        [
-            ("x", datetime(2026, 3, 1, 12), "u_late", "a.jsonl", "late"),
-            ("x", datetime(2026, 3, 1, 9), "u_early", "b.jsonl", "early"),
-            ("y", datetime(2026, 3, 1, 9), "u_y", "a.jsonl", "y"),
-        ],
-        "event_id string, event_time timestamp, user_id string, source_file string, raw string",
-    )
-    for name in (
-        "event_type",
-        "sku_id",
-        "store_id",
-        "brand_id",
-        "category_id",
-        "channel",
-        "coupon_id",
-        "reason",
-    ):
-        batch = batch.withColumn(name, F.lit(None).cast("string"))
-    batch = batch.withColumn("price", F.lit(None).cast("double")).withColumn(
-        "quantity", F.lit(None).cast("int")
-    )
-    # the lake already holds y with other content -> y is a conflict too
-    lake_ids = spark.createDataFrame([("y", "other-hash")], "event_id string, content_hash string")
-    got = {(r.user_id, r.status, r.reason) for r in classify_events(batch, lake_ids).collect()}
-    assert got == {
-        ("u_early", "accepted", None),
-        ("u_late", "quarantined", "duplicate_event_id_conflict"),
-        ("u_y", "quarantined", "duplicate_event_id_conflict"),
-    }
 
 
 def test_bad_source_and_arguments_give_clear_errors(spark, lake, tmp_path: Path):

@@ -11,9 +11,9 @@ from dmp.contracts.errors import DmpError, QualityGateError
 from dmp.spark import lake as lk
 from dmp.spark.schemas import EVENTS, USER_TAGS
 from dmp.steps import quality
-from dmp.steps.aggregate import build_user_daily
 from dmp.steps.quality import SUITES, build_suite, run_gate, validate_table
-from tests.steps.test_aggregate import D1, EVENT_ROWS, make_event
+from dmp.transforms.aggregate import build_user_daily
+from tests.support.factories import D1, EVENT_ROWS, make_event
 
 
 def test_every_suite_file_loads_with_all_its_expectations():
