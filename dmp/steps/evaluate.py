@@ -1,39 +1,59 @@
-"""Uplift evaluation of an audience pack after its attribution window, or of an external experiment.
+"""Uplift evaluation of an audience pack after its attribution window (the Spark step).
 
 Pipeline: ``gold/audience_packs`` (segment, run_date) gives treatment and holdout users;
 ``silver/user_daily`` gives their orders and GMV in the spec's scope on R+1 … R+N; Spark reduces
-that to one row per pack user (small), and :mod:`dmp.stats.uplift` computes the statistics in pandas.
-Every pack user counts, delivered or not (intent to treat): dropping treatment users who could not
-be reached would compare a selected subgroup with an unselected holdout. The same outcome over the N
-days up to the run date (R-N+1 … R, before anyone was contacted) is the pre-period balance check:
-a chance gap between the groups there is reported, and adjusted for (:func:`dmp.stats.uplift.adjusted_uplift`).
+that to one row per pack user (small, :func:`dmp.transforms.outcomes.with_outcomes`), and
+:mod:`dmp.stats.uplift` computes the statistics in pandas. Every pack user counts, delivered or not
+(intent to treat): dropping treatment users who could not be reached would compare a selected
+subgroup with an unselected holdout. The same outcome over the N days up to the run date
+(R-N+1 … R, before anyone was contacted) is the pre-period balance check: a chance gap between the
+groups there is reported, and adjusted for (:func:`dmp.stats.uplift.adjusted_uplift`).
+
+This module reads the lake, calls the transforms and the statistics, writes
+``gold/uplift_results`` (replaceWhere segment + run_date) and the report. An external experiment
+file (no Spark) is :mod:`dmp.steps.evaluate_file`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    DateType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
 
 from dmp.contracts import tables
 from dmp.contracts.errors import DmpError
 from dmp.contracts.status import delivered_keys
 from dmp.spark import lake as lk
 from dmp.stats import uplift
+from dmp.transforms.outcomes import OutcomeScope, attribution_window, pre_window, with_outcomes
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from dmp.contracts.specs import SegmentSpec
+
 DEFAULT_WINDOW_DAYS = 14
-SCOPE_COLUMNS = {"store_ids": "store_id", "brand_ids": "brand_id", "category_ids": "category_id"}
+OUTCOME_TEXT = "converted = at least one order in scope in the window; value = GMV in scope in the window"
 
 
 @dataclass
 class Evaluation:
+    """What one evaluation produced: the report (as written to report.json) and where it went."""
+
     report: dict[str, Any]
     json_path: Path
     html_path: Path
@@ -41,118 +61,12 @@ class Evaluation:
 
 
 # ------------------------------------------------------------------------------------------
-# pure Spark transforms
-# ------------------------------------------------------------------------------------------
-
-
-def scope_condition(scope: dict[str, Any]) -> Any:
-    """Rows of user_daily inside the outcome scope.
-
-    ``match: all`` (default; a spec's ``scope``): every given list narrows (store AND brand AND
-    category). ``match: any`` (a competitor_intercept's ``own``): a row counts when its store OR its
-    brand is listed. No lists: every row counts.
-    """
-    from pyspark.sql import functions as F
-
-    conds = [F.col(column).isin(list(scope[key])) for key, column in SCOPE_COLUMNS.items() if scope.get(key)]
-    if not conds:
-        return F.lit(True)
-    combined = conds[0]
-    for cond in conds[1:]:
-        combined = (combined | cond) if scope.get("match") == "any" else (combined & cond)
-    return F.coalesce(combined, F.lit(False))
-
-
-def filter_window(daily_df: DataFrame, run_date: date, window_days: int) -> DataFrame:
-    """R+1 … R+N: the attribution window starts the day after the run date."""
-    from pyspark.sql import functions as F
-
-    first, last = run_date + timedelta(days=1), run_date + timedelta(days=window_days)
-    return daily_df.filter(F.col("event_date").between(F.lit(first), F.lit(last)))
-
-
-def pre_window(run_date: date, window_days: int) -> tuple[date, date]:
-    """R-N+1 … R: the N days up to and including the run date, before the pack was delivered."""
-    return run_date - timedelta(days=window_days - 1), run_date
-
-
-def _converters(daily_df: DataFrame, first: date, last: date, scope: dict[str, Any]) -> DataFrame:
-    from pyspark.sql import functions as F
-
-    return (
-        daily_df.filter(F.col("event_date").between(F.lit(first), F.lit(last)) & (F.col("orders") > 0))
-        .filter(scope_condition(scope))
-        .select("user_id")
-        .distinct()
-        .withColumn("pre_converted", F.lit(1))
-    )
-
-
-def with_outcomes(
-    pack_df: DataFrame, daily_df: DataFrame, run_date: date, window_days: int, scope: dict[str, Any]
-) -> DataFrame:
-    """One row per pack user: group, score, converted, value (GMV), orders, days_to_convert (1..N),
-    and pre_converted (an order in scope in the N days up to the run date)."""
-    from pyspark.sql import functions as F
-
-    outcomes_df = (
-        filter_window(daily_df, run_date, window_days)
-        .filter(scope_condition(scope))
-        .groupBy("user_id")
-        .agg(
-            F.sum("orders").alias("orders"),
-            F.sum("gmv").alias("value"),
-            F.min(F.when(F.col("orders") > 0, F.col("event_date"))).alias("first_order_date"),
-        )
-    )
-    extra = [c for c in ("deliverable",) if c in pack_df.columns]
-    pre_df = _converters(daily_df, *pre_window(run_date, window_days), scope)
-    return (
-        pack_df.select("user_id", "group", "score", *extra)
-        .join(outcomes_df, "user_id", "left")
-        .join(pre_df, "user_id", "left")
-        .select(
-            "user_id",
-            "group",
-            *extra,
-            F.col("score").cast("double").alias("score"),
-            (F.coalesce(F.col("orders"), F.lit(0)) > 0).cast("int").alias("converted"),
-            F.coalesce(F.col("value"), F.lit(0.0)).cast("double").alias("value"),
-            F.coalesce(F.col("orders"), F.lit(0)).cast("long").alias("orders"),
-            F.datediff(F.col("first_order_date"), F.lit(run_date)).alias("days_to_convert"),
-            F.coalesce(F.col("pre_converted"), F.lit(0)).cast("int").alias("pre_converted"),
-        )
-    )
-
-
-# ------------------------------------------------------------------------------------------
 # reading the lake
 # ------------------------------------------------------------------------------------------
 
 
-def _ids(obj: Any, key: str) -> list[str]:
-    ids = obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
-    return [str(i) for i in ids] if ids else []
-
-
-def spec_scope(spec: Any) -> dict[str, Any]:
-    """Where a conversion must happen for this spec: the dict :func:`scope_condition` takes.
-
-    store_revisit: its ``scope`` (lists ANDed). competitor_intercept: its ``own`` brands/stores
-    (ORed: buying ours anywhere, or anything in our store). lookalike / rule, or no scope given:
-    every order counts (an empty scope).
-    """
-    get = spec.get if isinstance(spec, dict) else lambda k: getattr(spec, k, None)
-    if get("scope") is not None:
-        scope = {key: _ids(get("scope"), key) for key in SCOPE_COLUMNS}
-        return {**{k: v for k, v in scope.items() if v}, "match": "all"}
-    if get("kind") == "competitor_intercept" and get("own") is not None:
-        own = {key: _ids(get("own"), key) for key in ("store_ids", "brand_ids")}
-        return {**{k: v for k, v in own.items() if v}, "match": "any"}
-    return {}
-
-
-def find_spec(segments_dir: str, segment: str) -> Any:
+def find_spec(segments_dir: str, segment: str) -> SegmentSpec:
+    """The segment's spec: its scope defines what counts as a conversion, so a missing spec is an error."""
     from dmp.contracts.specs import load_specs
 
     spec_set = load_specs(segments_dir)
@@ -171,8 +85,6 @@ def successful_deliveries(
 ) -> list[tuple[date, str]]:
     """(run_date, channel) of this segment's deliveries in first … last whose latest attempt
     succeeded (``dmp.contracts.status.delivered_keys`` over ops/deliveries)."""
-    from pyspark.sql import functions as F
-
     if not lk.table_exists(spark, lake, tables.DELIVERIES):
         return []
     rows = (
@@ -189,34 +101,6 @@ def delivered_channels(spark: SparkSession, lake: str, segment: str, run_date: d
     return sorted({channel for _, channel in successful_deliveries(spark, lake, segment, run_date, run_date)})
 
 
-def pack_segments(spark: SparkSession, lake: str, run_date: date) -> list[str]:
-    """Segments with a pack on ``run_date`` (for evaluating every pack of a day)."""
-    from pyspark.sql import functions as F
-
-    if not lk.table_exists(spark, lake, tables.AUDIENCE_PACKS):
-        return []
-    df = lk.read_table(spark, lake, tables.AUDIENCE_PACKS).filter(F.col("run_date") == F.lit(run_date))
-    return sorted(r["segment"] for r in df.select("segment").distinct().collect())
-
-
-def check_window_closed(
-    daily_df: DataFrame, run_date: date, window_days: int, allow_open: bool
-) -> tuple[date | None, date | None]:
-    """(earliest, latest) day with data; raises unless the data reaches R+N (or ``allow_open``)."""
-    from pyspark.sql import functions as F
-
-    last_needed = run_date + timedelta(days=window_days)
-    span = daily_df.agg(F.min("event_date").alias("first"), F.max("event_date").alias("last")).first()
-    earliest, latest = span["first"], span["last"]
-    if (latest is None or latest < last_needed) and not allow_open:
-        raise DmpError(
-            f"the attribution window {run_date + timedelta(days=1)} … {last_needed} has not closed: "
-            f"silver/user_daily reaches {latest}; wait until it covers {last_needed} "
-            "(or pass --allow-open-window for an interim look)"
-        )
-    return earliest, latest
-
-
 def earlier_deliveries(
     spark: SparkSession, lake: str, segment: str, run_date: date, window_days: int
 ) -> list[date]:
@@ -227,9 +111,16 @@ def earlier_deliveries(
     return sorted({day for day, _ in successful_deliveries(spark, lake, segment, first, last)})
 
 
-def load_pack(spark: SparkSession, lake: str, segment: str, run_date: date) -> DataFrame:
-    from pyspark.sql import functions as F
+def pack_segments(spark: SparkSession, lake: str, run_date: date) -> list[str]:
+    """Segments with a pack on ``run_date`` (for evaluating every pack of a day)."""
+    if not lk.table_exists(spark, lake, tables.AUDIENCE_PACKS):
+        return []
+    df = lk.read_table(spark, lake, tables.AUDIENCE_PACKS).filter(F.col("run_date") == F.lit(run_date))
+    return sorted(r["segment"] for r in df.select("segment").distinct().collect())
 
+
+def load_pack(spark: SparkSession, lake: str, segment: str, run_date: date) -> DataFrame:
+    """Every user of the pack, treatment and holdout (an unknown pack is an empty frame)."""
     if not lk.table_exists(spark, lake, tables.AUDIENCE_PACKS):
         raise DmpError(
             f"{tables.table_path(lake, tables.AUDIENCE_PACKS)}: table not found; build the packs first"
@@ -237,6 +128,31 @@ def load_pack(spark: SparkSession, lake: str, segment: str, run_date: date) -> D
     return lk.read_table(spark, lake, tables.AUDIENCE_PACKS).filter(
         (F.col("segment") == segment) & (F.col("run_date") == F.lit(run_date))
     )
+
+
+def load_user_daily(spark: SparkSession, lake: str) -> DataFrame:
+    """Outcomes come from silver/user_daily; without it nothing can be evaluated."""
+    if not lk.table_exists(spark, lake, tables.USER_DAILY):
+        raise DmpError(
+            f"{tables.table_path(lake, tables.USER_DAILY)}: table not found; run dmp aggregate first"
+        )
+    return lk.read_table(spark, lake, tables.USER_DAILY)
+
+
+def check_window_closed(
+    daily_df: DataFrame, run_date: date, window_days: int, allow_open: bool
+) -> tuple[date | None, date | None]:
+    """(earliest, latest) day with data; raises unless the data reaches R+N (or ``allow_open``)."""
+    first_needed, last_needed = attribution_window(run_date, window_days)
+    span = daily_df.agg(F.min("event_date").alias("first"), F.max("event_date").alias("last")).first()
+    earliest, latest = span["first"], span["last"]
+    if (latest is None or latest < last_needed) and not allow_open:
+        raise DmpError(
+            f"the attribution window {first_needed} … {last_needed} has not closed: "
+            f"{tables.USER_DAILY} reaches {latest}; wait until it covers {last_needed} "
+            "(or pass --allow-open-window for an interim look)"
+        )
+    return earliest, latest
 
 
 def default_out_dir(lake: str, segment: str, run_date: date) -> Path:
@@ -269,6 +185,39 @@ RESULT_METRICS = (
     ("uplift_auc", None),
 )
 
+# The one lake table's StructType not (yet) in dmp/spark/schemas.py, which this area does not own.
+UPLIFT_RESULTS_SCHEMA = StructType(
+    [
+        StructField("segment", StringType(), False),
+        StructField("channel", StringType(), False),
+        StructField("run_date", DateType(), False),
+        StructField("metric", StringType(), False),
+        StructField("value", DoubleType(), True),
+        StructField("ci_low", DoubleType(), True),
+        StructField("ci_high", DoubleType(), True),
+        StructField("n_treatment", LongType(), False),
+        StructField("n_holdout", LongType(), False),
+        StructField("window_days", IntegerType(), False),
+        StructField("evaluated_at", TimestampType(), False),
+    ]
+)
+
+
+def _float(value: Any) -> float | None:
+    """numpy scalars and ints become plain floats (the Delta schema is double); None stays None."""
+    return None if value is None else float(value)
+
+
+def metric_values(report: dict[str, Any]) -> list[tuple[str, Any, list[Any] | None]]:
+    """(metric, value, interval) for every metric the report has, in RESULT_METRICS order, then
+    ``uplift_at_k_<k>`` for each k."""
+    found = [
+        (metric, report[metric], report.get(ci_key) if ci_key else None)
+        for metric, ci_key in RESULT_METRICS
+        if metric in report
+    ]
+    return found + [(f"uplift_at_k_{k}", v, None) for k, v in (report.get("uplift_at_k") or {}).items()]
+
 
 def result_rows(
     report: dict[str, Any],
@@ -278,9 +227,9 @@ def result_rows(
     window_days: int,
     evaluated_at: datetime,
 ) -> list[dict[str, Any]]:
+    """One gold/uplift_results row per metric of the report."""
     rows = []
-
-    def add(metric: str, value: Any, ci: list[Any] | None = None) -> None:
+    for metric, value, ci in metric_values(report):
         low, high = ci if ci else (None, None)
         rows.append(
             {
@@ -288,61 +237,117 @@ def result_rows(
                 "channel": channel,
                 "run_date": run_date,
                 "metric": metric,
-                "value": None if value is None else float(value),
-                "ci_low": None if low is None else float(low),
-                "ci_high": None if high is None else float(high),
+                "value": _float(value),
+                "ci_low": _float(low),
+                "ci_high": _float(high),
                 "n_treatment": int(report["n_treatment"]),
                 "n_holdout": int(report["n_control"]),
                 "window_days": int(window_days),
                 "evaluated_at": evaluated_at,
             }
         )
-
-    for metric, ci_key in RESULT_METRICS:
-        if metric in report:
-            add(metric, report[metric], report.get(ci_key) if ci_key else None)
-    for k, v in (report.get("uplift_at_k") or {}).items():
-        add(f"uplift_at_k_{k}", v)
     return rows
 
 
 def write_results(
     spark: SparkSession, lake: str, rows: list[dict[str, Any]], segment: str, run_date: date
 ) -> None:
-    from pyspark.sql.types import (
-        DateType,
-        DoubleType,
-        IntegerType,
-        LongType,
-        StringType,
-        StructField,
-        StructType,
-        TimestampType,
+    """Replace this pack's rows (replaceWhere segment + run_date): a re-evaluation keeps one copy."""
+    df = spark.createDataFrame(rows, schema=UPLIFT_RESULTS_SCHEMA)
+    condition = " AND ".join(
+        [lk.replace_where_condition("segment", [segment]), lk.replace_where_condition("run_date", [run_date])]
     )
-
-    schema = StructType(
-        [
-            StructField("segment", StringType(), False),
-            StructField("channel", StringType(), False),
-            StructField("run_date", DateType(), False),
-            StructField("metric", StringType(), False),
-            StructField("value", DoubleType(), True),
-            StructField("ci_low", DoubleType(), True),
-            StructField("ci_high", DoubleType(), True),
-            StructField("n_treatment", LongType(), False),
-            StructField("n_holdout", LongType(), False),
-            StructField("window_days", IntegerType(), False),
-            StructField("evaluated_at", TimestampType(), False),
-        ]
-    )
-    df = spark.createDataFrame(rows, schema=schema)
-    condition = f"{lk.replace_where_condition('segment', [segment])} AND {lk.replace_where_condition('run_date', [run_date])}"
     lk.overwrite_partitions(df, lake, tables.UPLIFT_RESULTS, ["segment"], condition)
 
 
 # ------------------------------------------------------------------------------------------
 # the pipeline step
 # ------------------------------------------------------------------------------------------
+
+
+def experiment_frame(users: pd.DataFrame, source: str, *, pre_period: bool) -> pd.DataFrame:
+    """The per-user table :func:`dmp.stats.uplift.evaluate_experiment` takes, from the pack's outcomes.
+
+    A partly scored pack has no ranking metrics (score dropped); without a clean pre-period (the
+    segment was delivered shortly before) ``pre_converted`` is dropped: it is not "before the
+    campaign" for these users.
+    """
+    if users["user_id"].duplicated().any():
+        dups = users.loc[users["user_id"].duplicated(), "user_id"].head(3).tolist()
+        raise DmpError(f"{source} lists users more than once, e.g. {dups}")
+    frame = users.drop(columns=[c for c in ("deliverable",) if c in users.columns])
+    if frame["score"].isna().any():
+        frame = frame.drop(columns=["score"])
+    frame["days_to_convert"] = frame["days_to_convert"].astype("float")
+    if not pre_period:
+        frame = frame.drop(columns=["pre_converted"])
+    return frame
+
+
+def pack_warnings(
+    users: pd.DataFrame,
+    scope: OutcomeScope,
+    channels: list[str],
+    contacted: list[date],
+    span: tuple[date | None, date | None],
+    run_date: date,
+    window_days: int,
+) -> list[str]:
+    """What a reader must know about this pack's evaluation, beyond the statistics' own warnings."""
+    earliest, latest = span
+    pre_first, pre_last = pre_window(run_date, window_days)
+    warnings = []
+    if not channels:
+        warnings.append(
+            f"no delivery of this pack is recorded in {tables.DELIVERIES}: "
+            "treatment users may never have been contacted"
+        )
+    if "deliverable" in users.columns and not users["deliverable"].any():
+        warnings.append("the pack was marked not deliverable (below min_size): no one was contacted")
+    if scope.everywhere:
+        warnings.append("the spec has no scope: an order anywhere on the platform counts as a conversion")
+    if latest is not None and latest < attribution_window(run_date, window_days)[1]:
+        warnings.append(f"interim look: the window is still open (data up to {latest})")
+    if contacted:
+        dates = ", ".join(str(day) for day in contacted[-3:])
+        shown = dates if len(contacted) <= 3 else f"{len(contacted)} earlier run dates, the latest {dates}"
+        warnings.append(
+            f"no pre-period check: this segment was also delivered on {shown}, so its treated users were "
+            f"already contacted during part of {pre_first} … {pre_last}"
+        )
+    elif earliest is not None and earliest > pre_first:
+        warnings.append(
+            f"the pre-period check covers only {earliest} … {pre_last} of {pre_first} … {pre_last}: "
+            f"{tables.USER_DAILY} starts on {earliest}"
+        )
+    return warnings
+
+
+def pack_context(
+    segment: str,
+    run_date: date,
+    window_days: int,
+    spec: SegmentSpec | None,
+    scope: OutcomeScope,
+    channels: list[str],
+    latest: date | None,
+) -> dict[str, Any]:
+    """The report's description of what was evaluated (everything but the statistics)."""
+    first, last = attribution_window(run_date, window_days)
+    pre_first, pre_last = pre_window(run_date, window_days)
+    return {
+        "segment": segment,
+        "run_date": run_date.isoformat(),
+        "kind": spec.kind if spec is not None else None,
+        "scope": scope.as_report(),
+        "channel": "+".join(channels) if channels else "none",
+        "channels": channels,
+        "window_days": window_days,
+        "window": [first.isoformat(), last.isoformat()],
+        "pre_window": [pre_first.isoformat(), pre_last.isoformat()],
+        "outcome": OUTCOME_TEXT,
+        "data_until": latest.isoformat() if latest else None,
+    }
 
 
 def evaluate_pack(
@@ -355,7 +360,7 @@ def evaluate_pack(
     segments_dir: str = "segments",
     out_dir: str | Path | None = None,
     allow_open_window: bool = False,
-    scope: dict[str, Any] | None = None,
+    scope: OutcomeScope | None = None,
 ) -> Evaluation:
     """Evaluate one pack; writes gold/uplift_results (replaceWhere segment+run_date) and the report.
 
@@ -368,13 +373,9 @@ def evaluate_pack(
     spec = None
     if scope is None:
         spec = find_spec(segments_dir, segment)
-        scope = spec_scope(spec)
-    if not lk.table_exists(spark, lake, tables.USER_DAILY):
-        raise DmpError(
-            f"{tables.table_path(lake, tables.USER_DAILY)}: table not found; run dmp aggregate first"
-        )
-    daily_df = lk.read_table(spark, lake, tables.USER_DAILY)
-    earliest, latest = check_window_closed(daily_df, run_date, window_days, allow_open_window)
+        scope = OutcomeScope.of_spec(spec)
+    daily_df = load_user_daily(spark, lake)
+    span = check_window_closed(daily_df, run_date, window_days, allow_open_window)
 
     pack_df = load_pack(spark, lake, segment, run_date)
     users = with_outcomes(pack_df, daily_df, run_date, window_days, scope).toPandas()
@@ -383,235 +384,23 @@ def evaluate_pack(
             f"{tables.table_path(lake, tables.AUDIENCE_PACKS)}: no pack for segment {segment!r} on {run_date}; "
             "build it with dmp segments build"
         )
-    if users["user_id"].duplicated().any():
-        dups = users.loc[users["user_id"].duplicated(), "user_id"].head(3).tolist()
-        raise DmpError(
-            f"{tables.AUDIENCE_PACKS}: pack {segment}/{run_date} lists users more than once, e.g. {dups}"
-        )
-    frame = users.drop(columns=[c for c in ("deliverable",) if c in users.columns])
-    if frame["score"].isna().any():
-        frame = frame.drop(columns=["score"])  # unscored (or partly scored) packs: no ranking metrics
-    frame["days_to_convert"] = frame["days_to_convert"].astype("float")
-    pre_first, pre_last = pre_window(run_date, window_days)
     contacted = earlier_deliveries(spark, lake, segment, run_date, window_days)
-    if contacted:  # the pre-period is not "before the campaign" for these users
-        frame = frame.drop(columns=["pre_converted"])
-
+    frame = experiment_frame(
+        users, f"{tables.AUDIENCE_PACKS}: pack {segment}/{run_date}", pre_period=not contacted
+    )
     channels = delivered_channels(spark, lake, segment, run_date)
-    channel = "+".join(channels) if channels else "none"
     evaluated_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
     report = uplift.evaluate_experiment(
         frame, window_days=window_days, source=f"{tables.AUDIENCE_PACKS} {segment}/{run_date}"
     )
-    if not channels:
-        report["warnings"].append(
-            "no delivery of this pack is recorded in ops/deliveries: treatment users may never have been contacted"
-        )
-    if "deliverable" in users.columns and not users["deliverable"].any():
-        report["warnings"].append(
-            "the pack was marked not deliverable (below min_size): no one was contacted"
-        )
-    if not any(scope.get(key) for key in SCOPE_COLUMNS):
-        report["warnings"].append(
-            "the spec has no scope: an order anywhere on the platform counts as a conversion"
-        )
-    if latest is not None and latest < run_date + timedelta(days=window_days):
-        report["warnings"].append(f"interim look: the window is still open (data up to {latest})")
-    if contacted:
-        dates = ", ".join(str(day) for day in contacted[-3:])
-        shown = dates if len(contacted) <= 3 else f"{len(contacted)} earlier run dates, the latest {dates}"
-        report["warnings"].append(
-            f"no pre-period check: this segment was also delivered on {shown}, so its treated users were "
-            f"already contacted during part of {pre_first} … {pre_last}"
-        )
-    elif earliest is not None and earliest > pre_first:
-        report["warnings"].append(
-            f"the pre-period check covers only {earliest} … {pre_last} of {pre_first} … {pre_last}: "
-            f"silver/user_daily starts on {earliest}"
-        )
-    report.update(
-        {
-            "segment": segment,
-            "run_date": run_date.isoformat(),
-            "kind": getattr(spec, "kind", None) if spec is not None else None,
-            "scope": scope,
-            "channel": channel,
-            "channels": channels,
-            "window_days": window_days,
-            "window": [
-                (run_date + timedelta(days=1)).isoformat(),
-                (run_date + timedelta(days=window_days)).isoformat(),
-            ],
-            "pre_window": [pre_first.isoformat(), pre_last.isoformat()],
-            "outcome": "converted = at least one order in scope in the window; value = GMV in scope in the window",
-            "data_until": latest.isoformat() if latest else None,
-            "evaluated_at": evaluated_at.isoformat() + "Z",
-            "lake": lake,
-        }
-    )
+    report["warnings"] += pack_warnings(users, scope, channels, contacted, span, run_date, window_days)
+    context = pack_context(segment, run_date, window_days, spec, scope, channels, span[1])
+    report.update({**context, "evaluated_at": evaluated_at.isoformat() + "Z", "lake": lake})
     report["title"] = f"Uplift report: {segment} (run {run_date})"
 
-    rows = result_rows(report, segment, channel, run_date, window_days, evaluated_at)
+    rows = result_rows(report, segment, context["channel"], run_date, window_days, evaluated_at)
     write_results(spark, lake, rows, segment, run_date)
     out = Path(out_dir) if out_dir else default_out_dir(lake, segment, run_date)
     json_path, html_path = write_report(out, report, frame)
     return Evaluation(report, json_path, html_path, len(rows))
-
-
-# ------------------------------------------------------------------------------------------
-# bring your own experiment
-# ------------------------------------------------------------------------------------------
-
-
-def _norm_label(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip().lower()
-
-
-def read_table_file(path: str | Path) -> pd.DataFrame:
-    p = Path(path)
-    if not p.exists():
-        raise DmpError(f"{p}: file not found")
-    suffix = p.suffix.lower()
-    try:
-        if suffix == ".csv":
-            return pd.read_csv(p)
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(p)
-    except (ValueError, OSError) as exc:
-        raise DmpError(f"{p}: cannot read as {suffix[1:]}: {exc}") from exc
-    raise DmpError(f"{p}: unsupported file type {suffix!r}; expected .csv or .parquet")
-
-
-def prepare_external(
-    raw: pd.DataFrame,
-    source: str,
-    *,
-    group_col: str,
-    outcome_col: str,
-    value_col: str | None = None,
-    score_col: str | None = None,
-    pre_outcome_col: str | None = None,
-    treatment_value: str | None = None,
-    control_value: str | None = None,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Map an external table to the core's columns; returns (frame, info about what was used/ignored)."""
-    for option, col in (
-        ("--group-col", group_col),
-        ("--outcome-col", outcome_col),
-        ("--value-col", value_col),
-        ("--score-col", score_col),
-        ("--pre-outcome-col", pre_outcome_col),
-    ):
-        if col is not None and col not in raw.columns:
-            raise DmpError(f"{source}: column {col!r} ({option}) not found; columns are {list(raw.columns)}")
-
-    labels = raw[group_col].map(_norm_label)
-    present = sorted({v for v in labels if v is not None})
-    t_val = _norm_label(treatment_value) if treatment_value is not None else None
-    c_val = _norm_label(control_value) if control_value is not None else None
-    if t_val is None:
-        t_val = "treatment" if "treatment" in present else ("1" if "1" in present else None)
-    if c_val is None:
-        c_val = next((v for v in ("control", "holdout", "0") if v in present), None)
-    if t_val is None or c_val is None:
-        raise DmpError(
-            f"{source}: cannot tell treatment from control in column {group_col!r} (values {present[:10]}); "
-            "give --treatment-value and --control-value"
-        )
-    if t_val == c_val:
-        raise DmpError(f"{source}: --treatment-value and --control-value are both {t_val!r}")
-
-    is_t, is_c = labels == t_val, labels == c_val
-    other = ~(is_t | is_c)
-    other_counts = labels[other].fillna("<empty>").value_counts()
-    frame = pd.DataFrame(
-        {
-            "group": is_t[~other].map({True: uplift.TREATMENT, False: uplift.HOLDOUT}),
-            "converted": raw.loc[~other, outcome_col],
-        }
-    )
-    if value_col:
-        frame["value"] = raw.loc[~other, value_col]
-    if score_col:
-        frame["score"] = raw.loc[~other, score_col]
-    if pre_outcome_col:
-        frame["pre_converted"] = raw.loc[~other, pre_outcome_col]
-    frame = frame.reset_index(drop=True)
-    if not is_t.any():
-        raise DmpError(
-            f"{source}: no rows with {group_col} = {t_val!r} (treatment); values are {present[:10]}"
-        )
-    if not is_c.any():
-        raise DmpError(f"{source}: no rows with {group_col} = {c_val!r} (control); values are {present[:10]}")
-    info = {
-        "input": source,
-        "group_col": group_col,
-        "outcome_col": outcome_col,
-        "value_col": value_col,
-        "score_col": score_col,
-        "pre_outcome_col": pre_outcome_col,
-        "treatment_value": t_val,
-        "control_value": c_val,
-        "rows_read": len(raw),
-        "other_group_rows": int(other.sum()),
-        "other_group_values": {str(k): int(v) for k, v in other_counts.head(10).items()},
-    }
-    return frame, info
-
-
-def evaluate_file(
-    path: str | Path,
-    out_dir: str | Path,
-    *,
-    group_col: str,
-    outcome_col: str,
-    value_col: str | None = None,
-    score_col: str | None = None,
-    pre_outcome_col: str | None = None,
-    treatment_value: str | None = None,
-    control_value: str | None = None,
-) -> Evaluation:
-    """The same statistics on an external CSV/Parquet table; no Spark involved."""
-    from dmp.reports.uplift_report import write_report
-
-    source = str(path)
-    raw = read_table_file(path)
-    frame, info = prepare_external(
-        raw,
-        source,
-        group_col=group_col,
-        outcome_col=outcome_col,
-        value_col=value_col,
-        score_col=score_col,
-        pre_outcome_col=pre_outcome_col,
-        treatment_value=treatment_value,
-        control_value=control_value,
-    )
-    try:
-        report = uplift.evaluate_experiment(frame, source=source)
-    except DmpError as exc:
-        # name the user's columns rather than the core's
-        msg = str(exc)
-        for core, user in (
-            ("'pre_converted'", pre_outcome_col),
-            ("'converted'", outcome_col),
-            ("'value'", value_col),
-            ("'score'", score_col),
-        ):
-            if user:
-                msg = msg.replace(f"column {core}", f"column {user!r}")
-        raise DmpError(msg) from None
-    report.update(info)
-    if info["other_group_rows"]:
-        report["warnings"].append(
-            f"{info['other_group_rows']} row(s) in neither group were ignored: {info['other_group_values']}"
-        )
-    report["title"] = f"Uplift report: {Path(source).name}"
-    report["evaluated_at"] = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    json_path, html_path = write_report(out_dir, report, frame)
-    return Evaluation(report, json_path, html_path)

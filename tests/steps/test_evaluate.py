@@ -13,10 +13,13 @@ from typer.testing import CliRunner
 
 from dmp.contracts import tables
 from dmp.contracts.errors import DmpError
+from dmp.contracts.specs import Scope
 from dmp.spark import lake as lk
 from dmp.stats import uplift
+from dmp.transforms.outcomes import OutcomeScope
 
 R = date(2026, 3, 15)
+S001 = OutcomeScope(Scope(store_ids=["S001"]))  # the spring_revisit spec's scope, given directly
 
 
 def d(offset: int) -> date:
@@ -103,7 +106,20 @@ def write_tiny_lake(spark, lake: str) -> None:  # type: ignore[no-untyped-def]
         ("edges", "jd_ads", d(-5), 1, "full", "p", 8, "e5", "success", at, None),
         ("edges", "jd_ads", d(-4), 1, "full", "p", 8, "e4", "success", at, None),
         ("edges", "jd_ads", d(-4), 2, "full", "p", 8, None, "failed", at, "timeout"),
-        ("edges", "jd_ads", d(-1), 1, "full", "p", 8, "e1", "skipped_unchanged", at, None),
+        # an unchanged re-delivery is recorded as a success (dmp.contracts.status.DeliveryStatus)
+        (
+            "edges",
+            "jd_ads",
+            d(-1),
+            1,
+            "manifest",
+            "p",
+            0,
+            "e1",
+            "success",
+            at,
+            "unchanged: identical delivery already complete; nothing rewritten",
+        ),
         ("edges", "jd_ads", d(0), 1, "full", "p", 8, "e0", "success", at, None),
     ]
     spark.createDataFrame(deliveries, DELIVERIES_SCHEMA).write.format("delta").save(
@@ -192,8 +208,9 @@ def test_evaluate_pack_on_tiny_lake(spark, tiny_lake: str, tmp_path: Path) -> No
 
     # rerun for another segment, then this one again: replaceWhere keeps one copy of each
     other_report = evaluate_pack(
-        spark, lake, "other_segment", R, window_days=3, out_dir=tmp_path / "o", scope=scope
+        spark, lake, "other_segment", R, window_days=3, out_dir=tmp_path / "o", scope=S001
     ).report
+    assert other_report["scope"] == scope
     assert "pre_rate_treatment" not in other_report and "imbalanced" not in other_report
     assert (
         "no pre-period check: this segment was also delivered on 2026-03-14, so its treated users were "
@@ -233,7 +250,7 @@ def test_window_not_closed_is_an_error(spark, tiny_lake: str, tmp_path: Path) ->
     from dmp.steps.evaluate import evaluate_pack
 
     lake = tiny_lake
-    scope = {"store_ids": ["S001"]}
+    scope = S001
     with pytest.raises(
         DmpError, match=r"2026-03-16 … 2026-03-20 has not closed: silver/user_daily reaches 2026-03-19"
     ):
@@ -255,41 +272,100 @@ def test_window_not_closed_is_an_error(spark, tiny_lake: str, tmp_path: Path) ->
         evaluate_pack(spark, lake, "interim", R, window_days=3, out_dir=tmp_path, segments_dir=str(tmp_path))
 
 
-def test_outcome_scopes_of_each_kind(spark) -> None:  # type: ignore[no-untyped-def]
-    from dmp.spark.schemas import USER_DAILY
-    from dmp.steps.evaluate import spec_scope, with_outcomes
+# ---------------------------------------------------------------------------------------------
+# the step's pure parts: the experiment frame, warnings, context and result rows
+# ---------------------------------------------------------------------------------------------
 
-    competitor = {
-        "kind": "competitor_intercept",
-        "competitors": {"brand_ids": ["B101"]},
-        "own": {"brand_ids": ["B001"], "store_ids": ["S002"]},
+
+def _users(**columns: list) -> pd.DataFrame:  # type: ignore[type-arg]
+    base = {
+        "user_id": ["t1", "h1"],
+        "group": ["treatment", "holdout"],
+        "score": [0.9, 0.2],
+        "converted": [1, 0],
+        "value": [10.0, 0.0],
+        "orders": [1, 0],
+        "days_to_convert": [2, None],
+        "pre_converted": [0, 1],
     }
-    assert spec_scope(competitor) == {"store_ids": ["S002"], "brand_ids": ["B001"], "match": "any"}
-    assert spec_scope({"kind": "rule", "where": {}}) == {}
-    assert spec_scope({"kind": "store_revisit", "scope": {"store_ids": ["S001"], "category_ids": ["C01"]}}) == {
-        "store_ids": ["S001"], "category_ids": ["C01"], "match": "all"}  # fmt: skip
+    return pd.DataFrame({**base, **columns})
 
-    daily_df = spark.createDataFrame(
-        [
-            ("a", d(1), "S001", "B001", "C01", 0, 0, 0, 0, 0, 0, 1, 10.0, 0, 0),  # our brand in our store
-            ("b", d(1), "S101", "B001", "C02", 0, 0, 0, 0, 0, 0, 1, 20.0, 0, 0),  # our brand, other store
-            ("c", d(2), "S002", "B101", "C02", 0, 0, 0, 0, 0, 0, 2, 30.0, 0, 0),  # other brand, our store
-            ("e", d(2), "S101", "B101", "C01", 0, 0, 0, 0, 0, 0, 1, 40.0, 0, 0),  # theirs entirely
-        ],
-        USER_DAILY,
+
+def test_experiment_frame() -> None:
+    from dmp.steps.evaluate import experiment_frame
+
+    frame = experiment_frame(_users(deliverable=[True, True]), "pack s/d", pre_period=True)
+    assert list(frame.columns) == [
+        "user_id", "group", "score", "converted", "value", "orders", "days_to_convert", "pre_converted"]  # fmt: skip
+    assert frame["days_to_convert"].dtype == "float64" and frame["days_to_convert"].isna().tolist() == [
+        False,
+        True,
+    ]
+    # a partly scored pack has no ranking metrics; an earlier delivery spoils the pre-period
+    frame = experiment_frame(_users(score=[0.9, None]), "pack s/d", pre_period=False)
+    assert "score" not in frame.columns and "pre_converted" not in frame.columns
+    with pytest.raises(DmpError, match=r"pack s/d lists users more than once, e.g. \['t1'\]"):
+        experiment_frame(_users(user_id=["t1", "t1"]), "pack s/d", pre_period=True)
+
+
+def test_pack_warnings() -> None:
+    from dmp.steps.evaluate import pack_warnings
+
+    users = _users(deliverable=[True, True])
+    span = (d(-10), d(3))
+    assert pack_warnings(users, S001, ["jd_ads"], [], span, R, 3) == []
+    warnings = pack_warnings(_users(deliverable=[False, False]), OutcomeScope(), [], [], (d(-1), d(2)), R, 3)
+    assert warnings == [
+        "no delivery of this pack is recorded in ops/deliveries: treatment users may never have been contacted",
+        "the pack was marked not deliverable (below min_size): no one was contacted",
+        "the spec has no scope: an order anywhere on the platform counts as a conversion",
+        "interim look: the window is still open (data up to 2026-03-17)",
+        "the pre-period check covers only 2026-03-14 … 2026-03-15 of 2026-03-13 … 2026-03-15: "
+        "silver/user_daily starts on 2026-03-14",
+    ]
+    contacted = [d(-5), d(-4), d(-2), d(-1)]
+    (warning,) = pack_warnings(users, S001, ["jd_ads"], contacted, (d(-1), d(3)), R, 3)
+    assert warning == (
+        "no pre-period check: this segment was also delivered on 4 earlier run dates, the latest "
+        "2026-03-11, 2026-03-13, 2026-03-14, so its treated users were already contacted during part of "
+        "2026-03-13 … 2026-03-15"
     )
-    pack_df = spark.createDataFrame(
-        [(u, "treatment", None) for u in "abcde"], "user_id string, `group` string, score double"
-    )
 
-    def converted(scope: dict) -> dict[str, int]:
-        rows = with_outcomes(pack_df, daily_df, R, 3, scope).collect()
-        return {r["user_id"]: r["converted"] for r in rows}
 
-    assert converted(spec_scope(competitor)) == {"a": 1, "b": 1, "c": 1, "d": 0, "e": 0}
-    assert converted({"store_ids": ["S001", "S002"], "category_ids": ["C02"], "match": "all"}) == {
-        "a": 0, "b": 0, "c": 1, "d": 0, "e": 0}  # fmt: skip
-    assert converted({}) == {"a": 1, "b": 1, "c": 1, "d": 0, "e": 1}
+def test_pack_context_and_result_rows() -> None:
+    from dmp.steps.evaluate import metric_values, pack_context, result_rows
+
+    context = pack_context("s", R, 3, None, S001, ["coupon_center", "jd_ads"], d(3))
+    assert context == {
+        "segment": "s",
+        "run_date": "2026-03-15",
+        "kind": None,
+        "scope": {"store_ids": ["S001"], "match": "all"},
+        "channel": "coupon_center+jd_ads",
+        "channels": ["coupon_center", "jd_ads"],
+        "window_days": 3,
+        "window": ["2026-03-16", "2026-03-18"],
+        "pre_window": ["2026-03-13", "2026-03-15"],
+        "outcome": "converted = at least one order in scope in the window; value = GMV in scope in the window",
+        "data_until": "2026-03-18",
+    }
+    assert pack_context("s", R, 3, None, OutcomeScope(), [], None)["channel"] == "none"
+
+    report = {
+        "n_treatment": 6, "n_control": 4, "uplift_abs": 0.25, "uplift_abs_ci": [-0.1, 0.6], "rate_treatment": 0.5,
+        "rate_treatment_ci": None, "p_value": None, "verdict": "not a metric", "uplift_at_k": {"0.1": 1}}  # fmt: skip
+    assert metric_values(report) == [
+        ("rate_treatment", 0.5, None), ("uplift_abs", 0.25, [-0.1, 0.6]), ("p_value", None, None),
+        ("uplift_at_k_0.1", 1, None)]  # fmt: skip
+    at = datetime(2026, 3, 20, 8, 0)
+    rows = result_rows(report, "s", "jd_ads", R, 3, at)
+    assert [(r["metric"], r["value"], r["ci_low"], r["ci_high"]) for r in rows] == [
+        ("rate_treatment", 0.5, None, None), ("uplift_abs", 0.25, -0.1, 0.6), ("p_value", None, None, None),
+        ("uplift_at_k_0.1", 1.0, None, None)]  # fmt: skip
+    assert rows[3] == {
+        "segment": "s", "channel": "jd_ads", "run_date": R, "metric": "uplift_at_k_0.1", "value": 1.0,
+        "ci_low": None, "ci_high": None, "n_treatment": 6, "n_holdout": 4, "window_days": 3, "evaluated_at": at}  # fmt: skip
+    assert isinstance(rows[3]["value"], float)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,12 +443,12 @@ def test_byo_cli_with_a_pre_period_column(tmp_path: Path) -> None:
 
 
 def test_byo_parquet_with_default_labels(tmp_path: Path) -> None:
-    from dmp.steps.evaluate import evaluate_file
+    from dmp.steps.evaluate_file import ExternalColumns, evaluate_file
 
     df = pd.DataFrame({"treated": [1] * 50 + [0] * 50, "y": [1] * 10 + [0] * 40 + [1] * 5 + [0] * 45})
     path = tmp_path / "exp.parquet"
     df.to_parquet(path)
-    r = evaluate_file(path, tmp_path / "o", group_col="treated", outcome_col="y").report
+    r = evaluate_file(path, tmp_path / "o", ExternalColumns(group_col="treated", outcome_col="y")).report
     assert (r["treatment_value"], r["control_value"]) == ("1", "0")
     assert r["rate_treatment"] == pytest.approx(0.2) and r["rate_control"] == pytest.approx(0.1)
     assert r["incremental_value"] is None and "qini_auc" not in r
@@ -401,6 +477,58 @@ def test_byo_cli_errors_name_file_and_column(tmp_path: Path, extra: list[str], m
     assert isinstance(res.exception, DmpError)  # dmp.cli.main prints it in red and exits 1
     assert message in str(res.exception)
     assert not (tmp_path / "o" / "report.json").exists()
+
+
+def test_prepare_external_labels_and_ignored_rows() -> None:
+    from dmp.steps.evaluate_file import ExternalColumns, prepare_external
+
+    raw = pd.DataFrame(
+        {
+            "arm": [1.0, 1.0, 0.0, 0.0, None, 2.0],  # floats read from a CSV with a gap
+            "y": [1, 0, 0, 1, 1, 0],
+            "pre": [0, 0, 1, 1, 0, 0],
+        }
+    )
+    frame, info = prepare_external(
+        raw, "x.csv", ExternalColumns(group_col="arm", outcome_col="y", pre_outcome_col="pre")
+    )
+    assert frame.to_dict("list") == {
+        "group": ["treatment", "treatment", "holdout", "holdout"],
+        "converted": [1, 0, 0, 1],
+        "pre_converted": [0, 0, 1, 1],
+    }
+    assert (info["treatment_value"], info["control_value"]) == ("1", "0")
+    assert (info["rows_read"], info["other_group_rows"], info["other_group_values"]) == (
+        6,
+        2,
+        {"<empty>": 1, "2": 1},
+    )
+    assert (info["value_col"], info["pre_outcome_col"]) == (None, "pre")
+
+    labelled = pd.DataFrame({"arm": [" Treatment", "HOLDOUT ", "control"], "y": [1, 0, 0]})
+    frame, info = prepare_external(labelled, "x.csv", ExternalColumns(group_col="arm", outcome_col="y"))
+    # control is preferred over holdout when both are present
+    assert (info["treatment_value"], info["control_value"]) == ("treatment", "control")
+    assert frame["group"].tolist() == ["treatment", "holdout"] and info["other_group_values"] == {
+        "holdout": 1
+    }
+    with pytest.raises(
+        DmpError, match=r"x.csv: cannot tell treatment from control in column 'arm' \(values \['a', 'b'\]\)"
+    ):
+        prepare_external(pd.DataFrame({"arm": ["a", "b"], "y": [1, 0]}), "x.csv", ExternalColumns("arm", "y"))
+
+
+def test_read_table_file_errors(tmp_path: Path) -> None:
+    from dmp.steps.evaluate_file import read_table_file
+
+    with pytest.raises(DmpError, match="nope.csv: file not found"):
+        read_table_file(tmp_path / "nope.csv")
+    (tmp_path / "exp.xlsx").write_text("x")
+    with pytest.raises(DmpError, match=r"exp.xlsx: unsupported file type '.xlsx'; expected .csv or .parquet"):
+        read_table_file(tmp_path / "exp.xlsx")
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(DmpError, match="bad.parquet: cannot read as parquet"):
+        read_table_file(tmp_path / "bad.parquet")
 
 
 # ---------------------------------------------------------------------------------------------
