@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.bench_delivery [--users 1000000] [--keep]
 
-Starts a throwaway MinIO (tests/s3server.py), builds a synthetic lake with Spark (pack + identities),
+Starts a throwaway MinIO (tests/support/s3server.py), builds a synthetic lake with Spark (pack + identities),
 runs ``dmp.steps.deliver.deliver`` for ``jd_ads`` (incremental; first delivery = full) and ``tencent_ads``
 (full), then uploads exactly the delivered objects again with plain ``boto3 put_object`` to another
 prefix of the same server. Prints MB/s, rows/s and the ratio (delivery wall time / plain upload time).
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     from dmp.delivery.storage import s3_client
     from dmp.spark.session import get_spark
     from dmp.steps.deliver import DeliveryTarget, deliver
-    from tests.s3server import MinioServer
+    from tests.support.s3server import MinioServer
 
     run_date = date(2026, 3, 14)
     with tempfile.TemporaryDirectory(prefix="dmp-bench-") as tmp, MinioServer() as server:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from dmp.cli.common import DateOpt, FromOpt, LakeOpt, SegmentsDirOpt, ToOpt
+
+if TYPE_CHECKING:  # the step imports pyspark: keep `dmp --help` fast
+    from dmp.steps.deliver import DeliveryResult
 
 SegmentOpt = Annotated[str | None, typer.Option("--segment", help="Only this segment.")]
 ChannelOpt = Annotated[str | None, typer.Option("--channel", help="Only this channel (from channels.yaml).")]
@@ -65,7 +68,7 @@ def register(app: typer.Typer) -> None:
             )
 
 
-def _print_results(results: list) -> None:
+def _print_results(results: list[DeliveryResult]) -> None:
     if not results:
         Console().print("nothing delivered")
         return

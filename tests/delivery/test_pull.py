@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 
 from dmp.contracts.errors import DmpError
+from dmp.delivery.layout import MANIFEST, SUCCESS
+from dmp.delivery.manifest import manifest_bytes
+from dmp.delivery.plan import AD_COLUMNS, build_files
 from dmp.delivery.pull import latest_complete, pull
 from dmp.delivery.storage import FileStore, sha256_hex
-from dmp.steps.deliver import AD_COLUMNS, build_files, manifest_bytes
 
 CH, SEG = "jd_ads", "spring"
 
@@ -32,7 +34,7 @@ def publish(
     previous: tuple[str, str] | None = None,
     complete: bool = True,
 ) -> str:
-    """Write a delivery folder like dmp.steps.deliver does; returns the manifest's sha256."""
+    """Write a delivery folder like dmp.delivery.publish does; returns the manifest's sha256."""
     frames = {k: pd.DataFrame(rows, columns=list(AD_COLUMNS)) for k, rows in parts.items()}
     files = build_files(frames)
     folder = f"{CH}/{SEG}/{run_date}"
@@ -55,9 +57,9 @@ def publish(
         ],
     }
     data = manifest_bytes(manifest)
-    store.put(f"{folder}/manifest.json", data)
+    store.put(f"{folder}/{MANIFEST}", data)
     if complete:
-        store.put(f"{folder}/_SUCCESS", b"")
+        store.put(f"{folder}/{SUCCESS}", b"")
     return sha256_hex(data)
 
 
@@ -117,7 +119,7 @@ def test_checksum_mismatch_fails_loudly_and_keeps_local_copy(store: FileStore, t
 
 def test_row_count_and_header_checked(store: FileStore, tmp_path: Path) -> None:
     publish(store, "2026-03-14", "full", {"full": [A, B]})
-    mpath = store.root / CH / SEG / "2026-03-14" / "manifest.json"
+    mpath = store.root / CH / SEG / "2026-03-14" / MANIFEST
     manifest = json.loads(mpath.read_text())
     manifest["files"][0]["rows"] = 3
     mpath.write_bytes(manifest_bytes(manifest))

@@ -22,15 +22,10 @@ from dmp.contracts.channels import load_channels
 from dmp.contracts.errors import DmpError, SpecError
 from dmp.delivery.pull import pull
 from dmp.delivery.storage import open_store
+from dmp.delivery.targets import CouponSettings, DeliveryTarget
 from dmp.spark import lake as lk
 from dmp.spark.schemas import AUDIENCE_PACKS, IDENTITIES
-from dmp.steps.deliver import (
-    CouponSettings,
-    DeliveryFailed,
-    DeliveryTarget,
-    deliver,
-    run_delivery,
-)
+from dmp.steps.deliver import DeliveryFailed, deliver, run_delivery
 from tests.support.s3server import MinioServer
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # phone UDF workers need this venv
@@ -354,7 +349,9 @@ def test_file_destination_specs_and_deterministic_bytes(spark, lake, tmp_path, m
 
     shutil.rmtree(tmp_path / "out")
     shutil.rmtree(tables.table_path(lake, tables.DELIVERIES))
-    assert not Path(tables.table_path(lake, "ops/delivery_state")).exists()  # full channels keep no key state
+    assert not Path(
+        tables.table_path(lake, tables.DELIVERY_STATE)
+    ).exists()  # full channels keep no key state
     run_delivery(spark, lake, [D1], str(folder), segment="spring", channel="tencent_ads")
     assert part.read_bytes() == first
     with pytest.raises(DmpError, match="no valid spec"):
