@@ -36,10 +36,9 @@ def _sql_value(value: Any) -> str:
 
 
 def where_sql(cond: Any) -> str:
-    """The same two-valued semantics as dmp.steps.packs.where_col, in DuckDB SQL."""
-    from dmp.contracts.specs import AllOf, AnyOf, NotOf
+    """The same two-valued semantics as dmp.transforms.where.where_col, in DuckDB SQL."""
+    from dmp.contracts.specs import AllOf, AnyOf, NotOf, tag_value
     from dmp.contracts.vocab import TAG_COLUMN_KINDS
-    from dmp.steps.packs import _literal
 
     if isinstance(cond, AllOf):
         return "(" + " AND ".join(where_sql(c) for c in cond.all) + ")"
@@ -51,7 +50,7 @@ def where_sql(cond: Any) -> str:
     col, op, value = f'"{cond.tag}"', cond.op, cond.value
     if op == "is_null":
         return f"({col} IS {'' if value else 'NOT '}NULL)"
-    vals = [_literal(kind, v) for v in value] if isinstance(value, list) else _literal(kind, value)
+    vals = [tag_value(kind, v) for v in value] if isinstance(value, list) else tag_value(kind, value)
     if kind == "array":
         if op == "contains":
             expr = f"list_contains({col}, {_sql_value(vals)})"
@@ -70,7 +69,7 @@ def where_sql(cond: Any) -> str:
 
 def revisit_sql(spec: Any, run_date: date, daily: str) -> str:
     from dmp.contracts.dates import window_start
-    from dmp.steps.packs import BEHAVIOR_COLUMNS
+    from dmp.transforms.packs import BEHAVIOR_COLUMNS
 
     scope = spec.scope
     conds = [
@@ -108,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     from dmp.contracts.specs import load_specs
     from dmp.spark import lake as lk
     from dmp.spark.session import get_spark
-    from dmp.steps.packs import build_packs, rule_candidates, store_revisit_candidates
+    from dmp.steps.packs import build_packs
+    from dmp.transforms.packs import rule_candidates, store_revisit_candidates
 
     run_date = parse_date(args.date)
     root = tables.resolve_lake(args.lake)

@@ -5,14 +5,18 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from dmp.cli.common import DateOpt, FromOpt, LakeOpt, SegmentsDirOpt, ToOpt
+from dmp.contracts import tables
 from dmp.contracts.errors import DmpError
+
+if TYPE_CHECKING:  # pyspark only when a command needs it: `dmp --help` stays fast
+    from dmp.steps.packs import BuildReport
 
 DEFAULT_SEGMENTS = "segments"
 SCHEMA_FILE = "schema.json"
@@ -73,12 +77,11 @@ def build(
 ) -> None:
     """Build the audience packs for a date (or range) into gold/audience_packs and ops/pack_runs."""
     from dmp.contracts.dates import resolve_dates
-    from dmp.contracts.tables import resolve_lake
     from dmp.spark.session import get_spark
     from dmp.steps.packs import build_packs
 
     days = resolve_dates(date, from_, to)
-    root = resolve_lake(lake)
+    root = tables.resolve_lake(lake)
     # lookalike scoring runs pandas in Python workers: use this interpreter, not PATH python3
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = get_spark("dmp-segments-build")
@@ -87,16 +90,17 @@ def build(
         report = build_packs(spark, root, segments, day, list(spec) if spec else None)
         print_report(report)
         problems += len(report.invalid) + len(report.failed)
-    console.print(f"packs in {root}/gold/audience_packs, runs in {root}/ops/pack_runs")
+    packs_at, runs_at = (
+        tables.table_path(root, tables.AUDIENCE_PACKS),
+        tables.table_path(root, tables.PACK_RUNS),
+    )
+    console.print(f"packs in {packs_at}, runs in {runs_at}")
     if problems:
         raise DmpError(f"{problems} spec(s) invalid or failed; the valid packs were built")
 
 
-def print_report(report: object) -> None:
-    """Rich table of one date's build (used by the CLI and the job)."""
-    from dmp.steps.packs import BuildReport
-
-    assert isinstance(report, BuildReport)
+def print_report(report: BuildReport) -> None:
+    """Rich table of one date's build (``segments build``, also under spark-submit)."""
     table = Table(title=f"audience packs {report.run_date}")
     for col in ("segment", "kind", "size", "holdout", "deliverable", "note"):
         table.add_column(col)

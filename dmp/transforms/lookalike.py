@@ -14,8 +14,9 @@ Features come from one ``gold/user_tags`` snapshot and are built in Spark as col
 Training is small and happens on the driver: positives are the seed users (at most
 ``max_train_positives``), negatives a deterministic sample of non-seed users
 (``negatives_ratio`` x positives). The model is a scikit-learn ``Pipeline`` (``StandardScaler`` then
-logistic regression or ``HistGradientBoostingClassifier``). Scoring of every user runs in Spark with
-``mapInPandas`` and the fitted pipeline broadcast: nothing proportional to the population is collected.
+logistic regression or ``HistGradientBoostingClassifier``, see :mod:`dmp.transforms.lookalike_model`).
+Scoring of every user runs in Spark with ``mapInPandas`` and the fitted pipeline broadcast: nothing
+proportional to the population is collected.
 
 Every "random" choice (seed hold-out, negative sample) comes from a SHA-256 bucket of
 ``(lookalike-<random_state>, user_id)`` so a run is reproducible whatever the partitioning.
@@ -33,24 +34,37 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from dmp.contracts.errors import DmpError
 from dmp.contracts.holdout import holdout_bucket_col
+from dmp.transforms.lookalike_model import (
+    MODELS,
+    auc,
+    fit_pipeline,
+    normalise_model,
+    predict_scores,
+    target_size,
+)
 
-MODELS: tuple[str, ...] = ("logistic", "gradient_boosting")
-MODEL_ALIASES: dict[str, str] = {
-    "logistic": "logistic",
-    "logreg": "logistic",
-    "gradient_boosting": "gradient_boosting",
-    "gbm": "gradient_boosting",
-    "gbdt": "gradient_boosting",
-}
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+__all__ = [
+    "MODELS",
+    "FeatureVocabulary",
+    "feature_columns",
+    "feature_vocabulary",
+    "score_lookalike",
+    "score_users",
+    "top_by_hash",
+    "top_k",
+    "with_lookalike_features",
+]
 
 # Catalogue columns turned into multi-hot features, with the short prefix used in feature names.
 MULTI_HOT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -145,58 +159,7 @@ def with_lookalike_features(tags_df: DataFrame, vocab: FeatureVocabulary) -> Dat
     return tags_df.select(F.col("user_id"), F.array(*exprs).alias("features"))
 
 
-def build_pipeline(model: str, random_state: int = 0) -> Any:
-    """The scikit-learn pipeline for ``model`` (standardised features, then the classifier)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    name = normalise_model(model)
-    if name == "logistic":
-        clf: Any = LogisticRegression(max_iter=2000, C=1.0)
-    else:
-        # No early stopping: its validation split would make the fit depend on more than random_state.
-        clf = HistGradientBoostingClassifier(
-            max_iter=150,
-            learning_rate=0.1,
-            max_leaf_nodes=15,
-            l2_regularization=1.0,
-            early_stopping=False,
-            random_state=random_state,
-        )
-    return Pipeline([("scale", StandardScaler()), ("model", clf)])
-
-
-def normalise_model(model: str) -> str:
-    name = MODEL_ALIASES.get(str(model).strip().lower())
-    if name is None:
-        raise DmpError(f"lookalike model {model!r} is not supported; expected one of: {', '.join(MODELS)}")
-    return name
-
-
-def _matrix(pdf: pd.DataFrame) -> np.ndarray:
-    if len(pdf) == 0:
-        return np.zeros((0, 0))
-    return np.vstack([np.asarray(v, dtype=float) for v in pdf["features"].to_numpy()])
-
-
-def fit_pipeline(pos_pdf: pd.DataFrame, neg_pdf: pd.DataFrame, model: str, random_state: int) -> Any:
-    """Fit on collected feature rows (positives label 1, negatives label 0), in a fixed row order."""
-    X = np.vstack([_matrix(pos_pdf), _matrix(neg_pdf)])
-    y = np.concatenate([np.ones(len(pos_pdf)), np.zeros(len(neg_pdf))])
-    pipeline = build_pipeline(model, random_state)
-    pipeline.fit(X, y)
-    return pipeline
-
-
-def predict_scores(pipeline: Any, pdf: pd.DataFrame) -> np.ndarray:
-    if len(pdf) == 0:
-        return np.zeros(0)
-    return pipeline.predict_proba(_matrix(pdf))[:, 1].astype(float)
-
-
-def score_users(features_df: DataFrame, pipeline: Any) -> DataFrame:
+def score_users(features_df: DataFrame, pipeline: Pipeline) -> DataFrame:
     """``user_id, score`` for every row of ``features_df``, computed in Spark with ``mapInPandas``.
 
     The fitted pipeline is broadcast once (falls back to shipping it in the task closure where no
@@ -205,11 +168,11 @@ def score_users(features_df: DataFrame, pipeline: Any) -> DataFrame:
     try:
         broadcast = features_df.sparkSession.sparkContext.broadcast(pipeline)
 
-        def get_model() -> Any:
+        def get_model() -> Pipeline:
             return broadcast.value
     except Exception:  # Spark Connect has no SparkContext
 
-        def get_model() -> Any:
+        def get_model() -> Pipeline:
             return pipeline
 
     def predict(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -227,32 +190,128 @@ def top_k(scored_df: DataFrame, k: int) -> DataFrame:
     return scored_df.orderBy(F.col("score").desc(), F.col("user_id").asc()).limit(max(int(k), 0))
 
 
-def target_size(n_seed: int, size: int | None, ratio: float | None) -> int:
-    if size is not None and ratio is not None:
-        raise DmpError("lookalike expansion: give either size or ratio, not both")
-    if size is not None:
-        if int(size) <= 0:
-            raise DmpError(f"lookalike expansion.size must be a positive integer, got {size}")
-        return int(size)
-    if ratio is not None:
-        if float(ratio) <= 0:
-            raise DmpError(f"lookalike expansion.ratio must be positive, got {ratio}")
-        return max(1, int(round(float(ratio) * n_seed)))
-    raise DmpError("lookalike expansion: size or ratio is required")
-
-
-def _auc(pos_scores: np.ndarray, neg_scores: np.ndarray) -> float | None:
-    if len(pos_scores) == 0 or len(neg_scores) == 0:
-        return None
-    from sklearn.metrics import roc_auc_score
-
-    y = np.concatenate([np.ones(len(pos_scores)), np.zeros(len(neg_scores))])
-    return float(roc_auc_score(y, np.concatenate([pos_scores, neg_scores])))
+def top_by_hash(df: DataFrame, n: int) -> DataFrame:
+    """The ``n`` rows with the smallest sample hash: a deterministic sample of exactly ``n`` rows."""
+    return df.orderBy(F.col("_h").asc(), F.col("user_id").asc()).limit(max(int(n), 0))
 
 
 def _collect(df: DataFrame) -> pd.DataFrame:
     pdf = df.select("user_id", "features", "_h").toPandas()
     return pdf.sort_values(["_h", "user_id"], kind="mergesort").reset_index(drop=True)
+
+
+def _labelled_df(
+    tags_df: DataFrame, seed_ids_df: DataFrame, vocab: FeatureVocabulary, random_state: int
+) -> DataFrame:
+    """Every user's features, ``is_seed``, and ``_h``: the hash every sample below is cut on."""
+    return (
+        tags_df.transform(with_lookalike_features, vocab)
+        .join(seed_ids_df.withColumn("is_seed", F.lit(True)), "user_id", "left")
+        .withColumn("is_seed", F.coalesce(F.col("is_seed"), F.lit(False)))
+        .withColumn("_h", holdout_bucket_col(f"lookalike-{random_state}", "sample", "user_id"))
+    )
+
+
+def _user_counts(
+    labelled_df: DataFrame, seed_ids_df: DataFrame, min_seed: int, label: str
+) -> tuple[int, int]:
+    """(users, seed users) of the snapshot; too small a seed is an error naming the untagged ones."""
+    counts = labelled_df.agg(
+        F.count(F.lit(1)).alias("n_users"), F.sum(F.col("is_seed").cast("long")).alias("n_seed")
+    ).first()
+    n_users = int(counts["n_users"] or 0)
+    n_seed = int(counts["n_seed"] or 0)
+    if n_seed < min_seed:
+        n_no_tags = seed_ids_df.count() - n_seed
+        missing = f" ({n_no_tags} seed users have no tags)" if n_no_tags else ""
+        raise DmpError(f"seed of segment {label} has {n_seed} users; at least {min_seed} needed{missing}")
+    return n_users, n_seed
+
+
+@dataclass(frozen=True)
+class _Samples:
+    """The rows collected to the driver, each in hash order (so every cut is reproducible)."""
+
+    seeds: pd.DataFrame  # the final model's positives: every seed user, or a hash sample of them
+    held: pd.DataFrame  # seed users held out of the evaluation fit
+    train_pos: pd.DataFrame  # the evaluation fit's positives (seeds minus held)
+    eval_neg: pd.DataFrame  # the evaluation fit's negatives
+    auc_neg: pd.DataFrame  # negatives for the AUC, used by no fit
+    final_neg: pd.DataFrame  # the final model's negatives
+    holdout_cut: float  # seed users with _h below it are held out
+
+
+def _samples(
+    labelled_df: DataFrame,
+    n_seed: int,
+    negatives_ratio: float,
+    holdout_share: float,
+    max_train_positives: int,
+) -> _Samples:
+    # Positives: every seed user, or a deterministic sample of about max_train_positives of them.
+    share_used = min(1.0, max_train_positives / n_seed)
+    seeds_pdf = _collect(labelled_df.where(F.col("is_seed") & (F.col("_h") < F.lit(share_used))))
+    holdout_cut = holdout_share * share_used
+    held_pdf = seeds_pdf[seeds_pdf["_h"] < holdout_cut]
+    train_pos_pdf = seeds_pdf[seeds_pdf["_h"] >= holdout_cut]
+    n_eval_neg = int(math.ceil(negatives_ratio * len(train_pos_pdf)))
+    n_auc_neg = min(int(math.ceil(negatives_ratio * len(held_pdf))), 50_000)
+    n_final_neg = int(math.ceil(negatives_ratio * len(seeds_pdf)))
+    negatives_pdf = _collect(
+        top_by_hash(labelled_df.where(~F.col("is_seed")), max(n_final_neg, n_eval_neg + n_auc_neg))
+    )
+    return _Samples(
+        seeds=seeds_pdf,
+        held=held_pdf,
+        train_pos=train_pos_pdf,
+        eval_neg=negatives_pdf.iloc[:n_eval_neg],
+        auc_neg=negatives_pdf.iloc[n_eval_neg : n_eval_neg + n_auc_neg],
+        final_neg=negatives_pdf.iloc[:n_final_neg],
+        holdout_cut=holdout_cut,
+    )
+
+
+def _evaluate(
+    labelled_df: DataFrame, samples: _Samples, pipeline: Pipeline, k: int, n_users: int, n_seed: int
+) -> dict[str, Any]:
+    """Recall@k, lift and AUC of a model fitted without the held-out seeds (module docstring)."""
+    held_cond = F.col("is_seed") & (F.col("_h") < F.lit(samples.holdout_cut))
+    cut = samples.eval_neg.iloc[-1]
+    in_eval_neg = ~F.col("is_seed") & (
+        (F.col("_h") < F.lit(float(cut["_h"])))
+        | ((F.col("_h") == F.lit(float(cut["_h"]))) & (F.col("user_id") <= F.lit(str(cut["user_id"]))))
+    )
+    eval_candidates_df = labelled_df.where(held_cond | (~F.col("is_seed") & ~in_eval_neg))
+    # Held-out seeds all sit in the collected sample, so the counts need no extra Spark job.
+    n_held = len(samples.held)
+    n_candidates = n_users - n_seed
+    n_eval_candidates = n_users - (n_seed - n_held) - len(samples.eval_neg)
+    k_eval = int(round(k * n_eval_candidates / n_candidates)) if n_candidates else 0
+    recall = random_recall = lift = None
+    if n_held and n_eval_candidates:
+        top_eval_df = top_k(score_users(eval_candidates_df, pipeline), k_eval)
+        hits = top_eval_df.join(
+            labelled_df.where(held_cond).select("user_id"), "user_id", "left_semi"
+        ).count()
+        recall = hits / n_held
+        random_recall = min(1.0, k_eval / n_eval_candidates)
+        lift = recall / random_recall if random_recall > 0 else None
+    return {
+        "n_holdout_seed": n_held,
+        "n_eval_candidates": n_eval_candidates,
+        "k_eval": k_eval,
+        "recall_at_k": recall,
+        "random_recall_at_k": random_recall,
+        "lift": lift,
+        "auc": auc(predict_scores(pipeline, samples.held), predict_scores(pipeline, samples.auc_neg)),
+    }
+
+
+def _check_options(negatives_ratio: float, holdout_share: float) -> None:
+    if negatives_ratio <= 0:
+        raise DmpError(f"lookalike negatives_ratio must be positive, got {negatives_ratio}")
+    if not 0 < holdout_share < 1:
+        raise DmpError(f"lookalike holdout_share must be in (0, 1), got {holdout_share}")
 
 
 def score_lookalike(
@@ -284,111 +343,44 @@ def score_lookalike(
     """
     model_name = normalise_model(model)
     label = segment or "(unnamed)"
-    if negatives_ratio <= 0:
-        raise DmpError(f"lookalike negatives_ratio must be positive, got {negatives_ratio}")
-    if not 0 < holdout_share < 1:
-        raise DmpError(f"lookalike holdout_share must be in (0, 1), got {holdout_share}")
-
-    seed_ids = (
+    _check_options(negatives_ratio, holdout_share)
+    seed_ids_df = (
         seed_df.select(F.col("user_id").cast("string").alias("user_id"))
         .where(F.col("user_id").isNotNull())
         .distinct()
     )
     vocab = feature_vocabulary(tags_df, max_vocab)
-    names = [name for name, _ in feature_columns(vocab)]
-    labelled = (
-        tags_df.transform(with_lookalike_features, vocab)
-        .join(seed_ids.withColumn("is_seed", F.lit(True)), "user_id", "left")
-        .withColumn("is_seed", F.coalesce(F.col("is_seed"), F.lit(False)))
-        .withColumn("_h", holdout_bucket_col(f"lookalike-{random_state}", "sample", "user_id"))
-        .persist()
-    )
+    labelled_df = _labelled_df(tags_df, seed_ids_df, vocab, random_state).persist()
     try:
-        counts = labelled.agg(
-            F.count(F.lit(1)).alias("n_users"), F.sum(F.col("is_seed").cast("long")).alias("n_seed")
-        ).first()
-        n_users = int(counts["n_users"] or 0)
-        n_seed = int(counts["n_seed"] or 0)
-        if n_seed < min_seed:
-            n_no_tags = seed_ids.count() - n_seed
-            missing = f" ({n_no_tags} seed users have no tags)" if n_no_tags else ""
-            raise DmpError(f"seed of segment {label} has {n_seed} users; at least {min_seed} needed{missing}")
-        n_candidates = n_users - n_seed
+        n_users, n_seed = _user_counts(labelled_df, seed_ids_df, min_seed, label)
         k = target_size(n_seed, size, ratio)
-
-        # Positives: every seed user, or a deterministic sample of about max_train_positives of them.
-        share_used = min(1.0, max_train_positives / n_seed)
-        seeds_pdf = _collect(labelled.where(F.col("is_seed") & (F.col("_h") < F.lit(share_used))))
-        holdout_cut = holdout_share * share_used  # seed users with _h below it are held out
-        held_pdf = seeds_pdf[seeds_pdf["_h"] < holdout_cut]
-        train_pos_pdf = seeds_pdf[seeds_pdf["_h"] >= holdout_cut]
-
-        n_eval_neg = int(math.ceil(negatives_ratio * len(train_pos_pdf)))
-        n_auc_neg = min(int(math.ceil(negatives_ratio * len(held_pdf))), 50_000)
-        n_final_neg = int(math.ceil(negatives_ratio * len(seeds_pdf)))
-        negatives_pdf = _collect(
-            top_by_hash(labelled.where(~F.col("is_seed")), max(n_final_neg, n_eval_neg + n_auc_neg))
-        )
-        eval_neg_pdf = negatives_pdf.iloc[:n_eval_neg]
-        auc_neg_pdf = negatives_pdf.iloc[n_eval_neg : n_eval_neg + n_auc_neg]
-        final_neg_pdf = negatives_pdf.iloc[:n_final_neg]
-        if len(train_pos_pdf) == 0 or len(eval_neg_pdf) == 0:
+        samples = _samples(labelled_df, n_seed, negatives_ratio, holdout_share, max_train_positives)
+        if len(samples.train_pos) == 0 or len(samples.eval_neg) == 0:
             raise DmpError(f"seed of segment {label}: not enough users to train a lookalike model")
-
-        # --- honest evaluation: fit without the held-out seed users -------------------------------
-        eval_pipeline = fit_pipeline(train_pos_pdf, eval_neg_pdf, model_name, random_state)
-        held_cond = F.col("is_seed") & (F.col("_h") < F.lit(holdout_cut))
-        cut = eval_neg_pdf.iloc[-1]
-        in_eval_neg = ~F.col("is_seed") & (
-            (F.col("_h") < F.lit(float(cut["_h"])))
-            | ((F.col("_h") == F.lit(float(cut["_h"]))) & (F.col("user_id") <= F.lit(str(cut["user_id"]))))
-        )
-        eval_candidates = labelled.where(held_cond | (~F.col("is_seed") & ~in_eval_neg))
-        # Held-out seeds all sit in the collected sample, so the counts need no extra Spark job.
-        n_held = len(held_pdf)
-        n_eval_candidates = n_users - (n_seed - n_held) - len(eval_neg_pdf)
-        k_eval = int(round(k * n_eval_candidates / n_candidates)) if n_candidates else 0
-        recall = random_recall = lift = None
-        if n_held and n_eval_candidates:
-            top_eval = top_k(score_users(eval_candidates, eval_pipeline), k_eval)
-            hits = top_eval.join(labelled.where(held_cond).select("user_id"), "user_id", "left_semi").count()
-            recall = hits / n_held
-            random_recall = min(1.0, k_eval / n_eval_candidates)
-            lift = recall / random_recall if random_recall > 0 else None
-        auc = _auc(predict_scores(eval_pipeline, held_pdf), predict_scores(eval_pipeline, auc_neg_pdf))
-
-        # --- final model on the whole seed ---------------------------------------------------------
-        final_pipeline = fit_pipeline(seeds_pdf, final_neg_pdf, model_name, random_state)
+        eval_pipeline = fit_pipeline(samples.train_pos, samples.eval_neg, model_name, random_state)
+        evaluation = _evaluate(labelled_df, samples, eval_pipeline, k, n_users, n_seed)
+        final_pipeline = fit_pipeline(samples.seeds, samples.final_neg, model_name, random_state)
     finally:
-        labelled.unpersist()
+        labelled_df.unpersist()
 
-    candidates = tags_df.transform(with_lookalike_features, vocab).join(seed_ids, "user_id", "left_anti")
-    result = top_k(score_users(candidates, final_pipeline), k).withColumn(
+    candidates_df = tags_df.transform(with_lookalike_features, vocab).join(
+        seed_ids_df, "user_id", "left_anti"
+    )
+    result_df = top_k(score_users(candidates_df, final_pipeline), k).withColumn(
         "reason", F.lit(f"lookalike:{model_name}")
     )
     metrics: dict[str, Any] = {
         "model": model_name,
         "n_users": n_users,
         "n_seed": n_seed,
-        "n_train_pos": len(seeds_pdf),
-        "n_train_neg": len(final_neg_pdf),
+        "n_train_pos": len(samples.seeds),
+        "n_train_neg": len(samples.final_neg),
         "k": k,
-        "n_eval_train_pos": len(train_pos_pdf),
-        "n_eval_train_neg": len(eval_neg_pdf),
-        "n_holdout_seed": n_held,
-        "n_eval_candidates": n_eval_candidates,
-        "k_eval": k_eval,
-        "recall_at_k": recall,
-        "random_recall_at_k": random_recall,
-        "lift": lift,
-        "auc": auc,
-        "n_auc_neg": len(auc_neg_pdf),
-        "features": names,
+        "n_eval_train_pos": len(samples.train_pos),
+        "n_eval_train_neg": len(samples.eval_neg),
+        **evaluation,
+        "n_auc_neg": len(samples.auc_neg),
+        "features": [name for name, _ in feature_columns(vocab)],
         "random_state": random_state,
     }
-    return result.select("user_id", "score", "reason"), metrics
-
-
-def top_by_hash(df: DataFrame, n: int) -> DataFrame:
-    """The ``n`` rows with the smallest sample hash: a deterministic sample of exactly ``n`` rows."""
-    return df.orderBy(F.col("_h").asc(), F.col("user_id").asc()).limit(max(int(n), 0))
+    return result_df.select("user_id", "score", "reason"), metrics

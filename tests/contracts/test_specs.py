@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,16 @@ import yaml
 from dmp.contracts.errors import SpecError
 from dmp.contracts.specs import (
     SegmentSpec,
+    condition_tags,
     dependency_order,
+    invalid_dependencies,
     json_schema_text,
     load_spec,
     load_specs,
+    spec_graph,
     spec_hash,
+    spec_references,
+    tag_value,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -433,6 +439,72 @@ def test_dependency_order_puts_dependencies_first() -> None:
     }
     assert dependency_order(specs, ["a"]) == ["b", "c", "a"]
     assert dependency_order(specs, ["z", "a"]) == ["b", "z", "c", "a"]
+
+
+def test_dependency_order_leaves_cycles_out() -> None:
+    specs = {
+        name: SegmentSpec.model_validate(rule(name, exclude={"segments": deps}))
+        for name, deps in {"a": ["b"], "b": ["a"], "c": [], "d": ["c", "a"]}.items()
+    }
+    assert dependency_order(specs, ["a", "c", "d"]) == ["c"]
+
+
+def test_spec_references_and_graph() -> None:
+    look = SegmentSpec.model_validate(
+        {
+            "name": "look",
+            "kind": "lookalike",
+            "seed": {"segment": "seed"},
+            "expansion": {"size": 10},
+            "exclude": {"segments": ["vip", "seed"]},
+        }
+    )
+    inline = SegmentSpec.model_validate(
+        {
+            "name": "inline",
+            "kind": "lookalike",
+            "seed": {"where": {"tag": "recency_days", "lte": 7}},
+            "expansion": {"size": 1},
+        }
+    )
+    assert spec_references(look) == {"seed", "vip"}
+    assert look.dependencies() == ["seed", "vip"]
+    assert spec_references(inline) == set()
+    specs = {"look": look, "inline": inline}
+    assert spec_graph(specs) == {"look": ["seed", "vip"], "inline": []}
+    assert spec_graph(specs, among={"vip"}) == {"look": ["vip"], "inline": []}
+
+
+def test_invalid_dependencies_are_transitive_and_name_the_first_bad_one() -> None:
+    specs = {
+        name: SegmentSpec.model_validate(rule(name, exclude={"segments": deps}))
+        for name, deps in {"d": ["c"], "c": ["b", "x"], "b": [], "x": [], "ok": ["x"]}.items()
+    }
+    assert invalid_dependencies(specs, {"b"}) == {"c": "b", "d": "c"}
+    assert invalid_dependencies(specs, set()) == {}
+
+
+def test_tag_value_and_condition_tags() -> None:
+    assert tag_value("date", "2026-03-01") == date(2026, 3, 1)
+    assert tag_value("date", date(2026, 3, 1)) == date(2026, 3, 1)
+    assert tag_value("string", "2026-03-01") == "2026-03-01"
+    where = SegmentSpec.model_validate(
+        rule(
+            "r",
+            where={
+                "all": [
+                    {"tag": "recency_days", "lte": 7},
+                    {
+                        "any": [
+                            {"tag": "lifecycle_stage", "eq": "new"},
+                            {"not": {"tag": "recency_days", "gt": 1}},
+                        ]
+                    },
+                ]
+            },
+        )
+    ).where
+    assert condition_tags(where) == {"recency_days", "lifecycle_stage"}
 
 
 def test_spec_hash_is_stable_and_sensitive() -> None:

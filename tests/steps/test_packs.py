@@ -6,23 +6,21 @@ import json
 import os
 import sys
 from datetime import date, timedelta
-from functools import reduce
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from pyspark.sql import functions as F
 
 from dmp.contracts import tables
 from dmp.contracts.holdout import holdout_bucket
 from dmp.spark import lake as lk
 from dmp.spark.schemas import USER_DAILY, USER_TAGS
+from tests.transforms.test_packs import REVISIT, REVISIT_ROWS, TAG_ROWS, D, daily, tags
 
 # The lookalike scores with mapInPandas: Python workers must run this venv (pandas, sklearn).
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
-D = date(2026, 3, 20)
 CHANNELS_YAML = {
     "channels": {
         "jd_ads": {
@@ -41,44 +39,6 @@ CHANNELS_YAML = {
         },
     }
 }
-
-
-def daily(
-    user: str, day: date, store: str | None, brand: str | None, category: str | None, **counts: Any
-) -> tuple:
-    """One USER_DAILY row; counters default to 0, gmv to 10.0 per order."""
-    cols = ["views", "clicks", "searches", "carts", "cart_removes", "favs", "orders"]
-    vals = [int(counts.get(c, 0)) for c in cols]
-    gmv = float(counts.get("gmv", 10.0 * counts.get("orders", 0)))
-    return (user, day, store, brand, category, *vals, gmv, 0, 0)
-
-
-def tags(user: str, as_of: date = D, **over: Any) -> tuple:
-    """One USER_TAGS row with neutral defaults."""
-    row: dict[str, Any] = {
-        "user_id": user,
-        "as_of_date": as_of,
-        "first_seen_date": as_of - timedelta(days=100),
-        "last_active_date": as_of - timedelta(days=1),
-        "last_order_date": None,
-        "recency_days": None,
-        "frequency_90d": 0,
-        "monetary_90d": 0.0,
-        "avg_order_value_90d": None,
-        "views_30d": 0,
-        "carts_30d": 0,
-        "orders_30d": 0,
-        "active_days_30d": 1,
-        "lifecycle_stage": "active",
-        "top_category_ids": [],
-        "top_brand_ids": [],
-        "top_store_ids": [],
-        "consumption_level": 1,
-        "coupon_sensitivity": None,
-        "is_cart_abandoner": False,
-    }
-    row.update(over)
-    return tuple(row[f.name] for f in USER_TAGS.fields)
 
 
 def write_daily(spark, lake: str, rows: list[tuple]) -> None:
@@ -129,49 +89,10 @@ def run_row(spark, lake: str, segment: str, run_date: date = D) -> dict[str, Any
     return rows[0].asDict()
 
 
-REVISIT = {
-    "name": "revisit",
-    "kind": "store_revisit",
-    "scope": {"store_ids": ["S001"]},
-    "window_days": 14,
-    "behaviors": ["view", "cart_add", "favorite"],
-    "exclude_purchasers": True,
-    "holdout": 0.0,
-}
-
-
 @pytest.fixture()
 def revisit_lake(spark, lake: str) -> str:
-    """Hand-made behaviour around run date D = 2026-03-20 (window 14: 03-07 ... 03-20)."""
-    write_daily(
-        spark,
-        lake,
-        [
-            daily("u01", D, "S001", "B001", "C01", views=2),  # in
-            daily(
-                "u02", D - timedelta(days=13), "S001", "B001", "C01", carts=1
-            ),  # D-13: first window day, in
-            daily("u03", D - timedelta(days=14), "S001", "B001", "C01", views=5),  # D-14: outside, out
-            daily(
-                "u04", D - timedelta(days=3), "S001", "B001", "C01", views=1, orders=1
-            ),  # viewed+ordered same day
-            daily("u05", D - timedelta(days=2), "S001", "B001", "C02", favs=3),  # in (favs)
-            daily(
-                "u05", D - timedelta(days=1), "S002", "B002", "C02", orders=1
-            ),  # order in other store: ignored
-            daily("u06", D - timedelta(days=1), "S002", "B002", "C01", views=4),  # other store only, out
-            daily(
-                "u07", D - timedelta(days=1), "S001", "B001", "C01", clicks=3
-            ),  # clicks not a listed behaviour
-            daily("u08", D - timedelta(days=5), "S001", "B001", "C01", views=1),
-            daily(
-                "u08", D - timedelta(days=20), "S001", "B001", "C01", orders=1
-            ),  # order before window: still in
-            daily("u09", D + timedelta(days=1), "S001", "B001", "C01", views=1),  # after run date: out
-            daily("u10", D - timedelta(days=4), "S001", "B001", "C01", views=1),
-            daily("u10", D, "S001", "B002", "C03", orders=1),  # ordered later in window in scope: out
-        ],
-    )
+    """REVISIT_ROWS (hand-made behaviour around run date D = 2026-03-20) in user_daily."""
+    write_daily(spark, lake, REVISIT_ROWS)
     return lake
 
 
@@ -203,16 +124,6 @@ def test_store_revisit_by_hand(spark, revisit_lake: str, tmp_path: Path) -> None
     assert json.loads(run["metrics_json"]) == {"candidates": 4, "excluded": 0, "capped_by_max_size": 0}
 
 
-def test_store_revisit_purchasers_kept_when_not_excluded(spark, revisit_lake: str) -> None:
-    from dmp.contracts.specs import SegmentSpec
-    from dmp.steps.packs import store_revisit_candidates
-
-    spec = SegmentSpec.model_validate({**REVISIT, "exclude_purchasers": False})
-    daily_df = lk.read_table(spark, revisit_lake, tables.USER_DAILY)
-    got = {r["user_id"]: r["score"] for r in store_revisit_candidates(daily_df, spec, D).collect()}
-    assert got == {"u01": 2.0, "u02": 1.0, "u04": 1.0, "u05": 3.0, "u08": 1.0, "u10": 1.0}
-
-
 def test_empty_scope_gives_empty_pack_and_a_run_row(spark, revisit_lake: str, tmp_path: Path) -> None:
     from dmp.steps.packs import build_packs
 
@@ -224,147 +135,10 @@ def test_empty_scope_gives_empty_pack_and_a_run_row(spark, revisit_lake: str, tm
     assert (run["size"], run["deliverable"], run["reason"]) == (0, False, "size 0 is below min_size 1")
 
 
-def test_scope_lists_are_anded(spark, revisit_lake: str) -> None:
-    from dmp.contracts.specs import SegmentSpec
-    from dmp.steps.packs import store_revisit_candidates
-
-    spec = SegmentSpec.model_validate({**REVISIT, "scope": {"store_ids": ["S001"], "category_ids": ["C02"]}})
-    daily_df = lk.read_table(spark, revisit_lake, tables.USER_DAILY)
-    assert [r["user_id"] for r in store_revisit_candidates(daily_df, spec, D).collect()] == ["u05"]
-
-
-INTERCEPT = {
-    "name": "intercept",
-    "kind": "competitor_intercept",
-    "competitors": {"brand_ids": ["B101", "B102"]},
-    "own": {"brand_ids": ["B001", "B002"]},
-    "categories": ["C01"],
-    "window_days": 30,
-    "holdout": 0.0,
-}
-
-
-def test_competitor_intercept_by_hand(spark, lake: str) -> None:
-    from dmp.contracts.specs import SegmentSpec
-    from dmp.steps.packs import competitor_intercept_candidates
-
-    write_daily(
-        spark,
-        lake,
-        [
-            daily("c1", D - timedelta(days=2), "S101", "B101", "C01", orders=2, gmv=50.0),  # in, score 2
-            daily("c1", D - timedelta(days=3), "S102", "B102", "C01", orders=1, gmv=20.0),  # score 3 total
-            daily("c2", D - timedelta(days=2), "S101", "B101", "C01", orders=1),  # bought ours too: out
-            daily("c2", D - timedelta(days=1), "S001", "B001", "C01", orders=1),
-            daily("c3", D - timedelta(days=2), "S101", "B101", "C02", orders=1),  # other category: out
-            daily("c4", D - timedelta(days=2), "S101", "B101", "C01", views=9),  # only viewed: out
-            daily("c5", D - timedelta(days=30), "S101", "B101", "C01", orders=1),  # D-30: outside 30d window
-            daily("c6", D - timedelta(days=29), "S103", "B102", "C01", orders=1),  # D-29: in
-            daily(
-                "c6", D - timedelta(days=5), "S001", "B001", "C03", orders=1
-            ),  # ours in other category: stays
-            daily("c7", D - timedelta(days=1), "S103", "B103", "C01", orders=4),  # B103 not listed: out
-        ],
-    )
-    daily_df = lk.read_table(spark, lake, tables.USER_DAILY)
-    spec = SegmentSpec.model_validate(INTERCEPT)
-    got = {
-        r["user_id"]: (r["score"], r["reason"])
-        for r in competitor_intercept_candidates(daily_df, spec, D).collect()
-    }
-    assert got == {
-        "c1": (3.0, "competitor_intercept: ordered B101,B102 3x over 30d, gmv 70.00"),
-        "c6": (1.0, "competitor_intercept: ordered B102 1x over 30d, gmv 10.00"),
-    }
-    viewers = SegmentSpec.model_validate({**INTERCEPT, "action": "view"})
-    assert [r["user_id"] for r in competitor_intercept_candidates(daily_df, viewers, D).collect()] == ["c4"]
-    by_store = SegmentSpec.model_validate({**INTERCEPT, "competitors": {"store_ids": ["S103"]}})
-    got = sorted(r["user_id"] for r in competitor_intercept_candidates(daily_df, by_store, D).collect())
-    assert got == ["c6", "c7"]
-
-
-TAG_ROWS = [
-    tags(
-        "t1", lifecycle_stage="active", consumption_level=3, top_category_ids=["C01", "C02"], recency_days=3
-    ),
-    tags("t2", lifecycle_stage="silent", consumption_level=2, top_category_ids=["C02"], recency_days=40),
-    tags("t3", lifecycle_stage="churned", consumption_level=3, top_category_ids=["C01"], recency_days=None),
-    tags("t4", lifecycle_stage="active", consumption_level=1, is_cart_abandoner=True, last_active_date=D),
-    tags(
-        "t5",
-        lifecycle_stage="new",
-        consumption_level=2,
-        coupon_sensitivity=0.5,
-        last_active_date=D - timedelta(days=9),
-    ),
-    tags("t1", as_of=D - timedelta(days=1), lifecycle_stage="churned"),  # older snapshot: ignored
-]
-
-
 @pytest.fixture()
 def tags_lake(spark, lake: str) -> str:
     write_tags(spark, lake, TAG_ROWS)
     return lake
-
-
-WHERE_CASES: list[tuple[dict, list[str]]] = [
-    ({"tag": "lifecycle_stage", "in": ["active", "silent"]}, ["t1", "t2", "t4"]),
-    ({"tag": "consumption_level", "gte": 2}, ["t1", "t2", "t3", "t5"]),
-    (
-        {
-            "all": [
-                {"tag": "lifecycle_stage", "in": ["active", "silent"]},
-                {"tag": "consumption_level", "gte": 2},
-            ]
-        },
-        ["t1", "t2"],
-    ),
-    (
-        {"any": [{"tag": "is_cart_abandoner", "eq": True}, {"tag": "lifecycle_stage", "eq": "new"}]},
-        ["t4", "t5"],
-    ),
-    ({"not": {"tag": "lifecycle_stage", "eq": "active"}}, ["t2", "t3", "t5"]),
-    ({"tag": "top_category_ids", "contains": "C01"}, ["t1", "t3"]),
-    ({"tag": "top_category_ids", "in": ["C02", "C09"]}, ["t1", "t2"]),
-    ({"tag": "top_category_ids", "not_in": ["C01"]}, ["t2", "t4", "t5"]),
-    ({"tag": "recency_days", "is_null": True}, ["t3", "t4", "t5"]),
-    ({"tag": "recency_days", "between": [3, 40]}, ["t1", "t2"]),
-    ({"tag": "recency_days", "ne": 3}, ["t2"]),  # null recency is not "different from 3"
-    ({"not": {"tag": "recency_days", "eq": 3}}, ["t2", "t3", "t4", "t5"]),
-    ({"tag": "coupon_sensitivity", "gt": 0.25}, ["t5"]),
-    ({"tag": "last_active_date", "gte": "2026-03-20"}, ["t4"]),
-    ({"tag": "last_active_date", "lt": date(2026, 3, 19)}, ["t5"]),
-    (
-        {
-            "all": [
-                {"any": [{"tag": "consumption_level", "eq": 3}, {"tag": "lifecycle_stage", "eq": "new"}]},
-                {"not": {"tag": "lifecycle_stage", "eq": "churned"}},
-            ]
-        },
-        ["t1", "t5"],
-    ),
-]
-
-
-@pytest.fixture(scope="module")
-def where_results(spark) -> list[list[str]]:
-    """Every WHERE_CASES condition evaluated by rule_candidates in ONE Spark job (tests stay fast)."""
-    from dmp.contracts.specs import SegmentSpec
-    from dmp.steps.packs import rule_candidates
-
-    tags_df = spark.createDataFrame(TAG_ROWS, USER_TAGS).filter(f"as_of_date = DATE'{D}'")
-    flags = []
-    for i, (where, _) in enumerate(WHERE_CASES):
-        spec = SegmentSpec.model_validate({"name": "r", "kind": "rule", "where": where})
-        matched = rule_candidates(tags_df, spec).select("user_id").withColumn("case", F.lit(i))
-        flags.append(matched)
-    rows = reduce(lambda a, b: a.unionByName(b), flags).collect()
-    return [sorted(r["user_id"] for r in rows if r["case"] == i) for i in range(len(WHERE_CASES))]
-
-
-@pytest.mark.parametrize("case", range(len(WHERE_CASES)), ids=[str(c[0])[:60] for c in WHERE_CASES])
-def test_rule_where_by_hand(where_results: list[list[str]], case: int) -> None:
-    assert where_results[case] == WHERE_CASES[case][1]
 
 
 def test_where_on_behaviour_pack_drops_users_without_tags(spark, revisit_lake: str, tmp_path: Path) -> None:
@@ -416,23 +190,6 @@ def test_exclusions_suppression_max_size_and_dependency_order(
     assert json.loads(run["metrics_json"]) == {"candidates": 6, "excluded": 5, "capped_by_max_size": 0}
     # Scores: u05=3, u01=2, u02=1 (last 03-07), u08=1 (last 03-15): the best two are u05 and u01.
     assert sorted(pack(spark, revisit_lake, "capped")) == ["u01", "u05"]
-
-
-def test_max_size_tie_break_recent_activity_then_user_id(spark) -> None:
-    from dmp.steps.packs import limit_size
-
-    df = spark.createDataFrame(
-        [
-            ("b", None, date(2026, 3, 1)),
-            ("a", None, date(2026, 3, 1)),
-            ("c", None, date(2026, 3, 5)),
-            ("d", None, None),
-            ("e", 1.0, date(2026, 1, 1)),
-        ],
-        "user_id string, score double, last_active date",
-    )
-    assert [r["user_id"] for r in limit_size(df, 3).collect()] == ["e", "c", "a"]
-    assert limit_size(df, None).count() == 5
 
 
 def test_unknown_suppression_list_fails_that_spec_only(spark, revisit_lake: str, tmp_path: Path) -> None:

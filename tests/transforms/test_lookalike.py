@@ -16,14 +16,12 @@ from dmp.transforms.lookalike import (
     FeatureVocabulary,
     feature_columns,
     feature_vocabulary,
-    fit_pipeline,
-    predict_scores,
     score_lookalike,
     score_users,
-    target_size,
     top_k,
     with_lookalike_features,
 )
+from dmp.transforms.lookalike_model import fit_pipeline, predict_scores, target_size
 
 # mapInPandas runs in Python workers that need pandas: use this interpreter (set before the session starts).
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
