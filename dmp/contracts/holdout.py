@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
+from dmp.contracts.vocab import HOLDOUT, TREATMENT
+
 if TYPE_CHECKING:  # pyspark is imported lazily so the pure-Python generator does not load it
     from pyspark.sql import Column
 
@@ -39,6 +41,6 @@ def group_col(salt: str, segment: str, holdout: float, user_id: Column | str = "
     """'holdout' when the user's bucket is below the holdout share, else 'treatment'."""
     from pyspark.sql import functions as F
 
-    return F.when(holdout_bucket_col(salt, segment, user_id) < F.lit(holdout), F.lit("holdout")).otherwise(
-        F.lit("treatment")
+    return F.when(holdout_bucket_col(salt, segment, user_id) < F.lit(holdout), F.lit(HOLDOUT)).otherwise(
+        F.lit(TREATMENT)
     )

@@ -14,6 +14,25 @@ EVENT_TYPES: tuple[str, ...] = (
     "coupon_redeem",
 )
 
+# silver/user_daily's counter column for each event type (spec ``behaviors`` name event types).
+DAILY_COUNTERS: dict[str, str] = {
+    "view": "views",
+    "click": "clicks",
+    "search": "searches",
+    "cart_add": "carts",
+    "cart_remove": "cart_removes",
+    "favorite": "favs",
+    "order": "orders",
+    "coupon_receive": "coupon_receives",
+    "coupon_redeem": "coupon_redeems",
+}
+assert tuple(DAILY_COUNTERS) == EVENT_TYPES
+
+# gold/audience_packs.group: who gets the campaign and who is held out to measure it.
+TREATMENT = "treatment"
+HOLDOUT = "holdout"
+GROUPS: tuple[str, ...] = (TREATMENT, HOLDOUT)
+
 # Identifier types of silver/identities (user -> device / phone / email).
 ID_TYPES: tuple[str, ...] = ("oaid", "idfa", "imei", "phone", "email")
 # What a channel may deliver: any identity type, or the account id itself (coupon systems).

@@ -219,3 +219,20 @@ SUPPRESSION_LISTS_SCHEMA = StructType(
         StructField("loaded_at", TimestampType(), True),
     ]
 )
+
+# gold/uplift_results: long format, one row per (segment, channel, run_date, metric).
+UPLIFT_RESULTS_SCHEMA = StructType(
+    [
+        StructField("segment", StringType(), False),
+        StructField("channel", StringType(), False),
+        StructField("run_date", DateType(), False),
+        StructField("metric", StringType(), False),
+        StructField("value", DoubleType(), True),
+        StructField("ci_low", DoubleType(), True),
+        StructField("ci_high", DoubleType(), True),
+        StructField("n_treatment", LongType(), False),
+        StructField("n_holdout", LongType(), False),
+        StructField("window_days", IntegerType(), False),
+        StructField("evaluated_at", TimestampType(), False),
+    ]
+)

@@ -12,10 +12,9 @@ import numpy as np
 import pandas as pd
 
 from dmp.contracts.errors import DmpError
+from dmp.contracts.vocab import HOLDOUT, TREATMENT
 
-TREATMENT = "treatment"
-HOLDOUT = "holdout"
-CONTROL_ALIASES = ("holdout", "control")
+CONTROL_ALIASES = (HOLDOUT, "control")
 
 
 def prepare_experiment(df: pd.DataFrame, source: str = "input") -> pd.DataFrame:

@@ -45,6 +45,7 @@ from dmp.contracts import tables
 from dmp.contracts.channels import Channel, ChannelsConfig
 from dmp.contracts.errors import DmpError
 from dmp.contracts.status import DeliveryStatus, latest_attempts
+from dmp.contracts.vocab import HOLDOUT, TREATMENT
 from dmp.delivery.layout import SUCCESS, delivery_folder, manifest_key
 from dmp.delivery.manifest import (
     ManifestSource,
@@ -258,8 +259,8 @@ def _pack_counts(ctx: _Context, segment: str, run_date: date) -> PackCounts | No
         ctx.packs_df.filter((F.col("segment") == segment) & (F.col("run_date") == F.lit(run_date)))
         .agg(
             F.count("*").alias("pack_size"),
-            F.sum(F.when(F.col("group") == "treatment", 1).otherwise(0)).alias("treatment"),
-            F.sum(F.when(F.col("group") == "holdout", 1).otherwise(0)).alias("holdout"),
+            F.sum(F.when(F.col("group") == TREATMENT, 1).otherwise(0)).alias("treatment"),
+            F.sum(F.when(F.col("group") == HOLDOUT, 1).otherwise(0)).alias("holdout"),
             F.bool_and("deliverable").alias("deliverable"),
             F.min("spec_hash").alias("spec_hash"),
             F.min("kind").alias("kind"),

@@ -23,21 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    DateType,
-    DoubleType,
-    IntegerType,
-    LongType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampType,
-)
 
 from dmp.contracts import tables
 from dmp.contracts.errors import DmpError
 from dmp.contracts.status import delivered_keys
 from dmp.spark import lake as lk
+from dmp.spark import schemas
 from dmp.stats import uplift
 from dmp.transforms.outcomes import OutcomeScope, attribution_window, pre_window, with_outcomes
 
@@ -185,23 +176,6 @@ RESULT_METRICS = (
     ("uplift_auc", None),
 )
 
-# The one lake table's StructType not (yet) in dmp/spark/schemas.py, which this area does not own.
-UPLIFT_RESULTS_SCHEMA = StructType(
-    [
-        StructField("segment", StringType(), False),
-        StructField("channel", StringType(), False),
-        StructField("run_date", DateType(), False),
-        StructField("metric", StringType(), False),
-        StructField("value", DoubleType(), True),
-        StructField("ci_low", DoubleType(), True),
-        StructField("ci_high", DoubleType(), True),
-        StructField("n_treatment", LongType(), False),
-        StructField("n_holdout", LongType(), False),
-        StructField("window_days", IntegerType(), False),
-        StructField("evaluated_at", TimestampType(), False),
-    ]
-)
-
 
 def _float(value: Any) -> float | None:
     """numpy scalars and ints become plain floats (the Delta schema is double); None stays None."""
@@ -253,7 +227,7 @@ def write_results(
     spark: SparkSession, lake: str, rows: list[dict[str, Any]], segment: str, run_date: date
 ) -> None:
     """Replace this pack's rows (replaceWhere segment + run_date): a re-evaluation keeps one copy."""
-    df = spark.createDataFrame(rows, schema=UPLIFT_RESULTS_SCHEMA)
+    df = spark.createDataFrame(rows, schema=schemas.UPLIFT_RESULTS_SCHEMA)
     condition = " AND ".join(
         [lk.replace_where_condition("segment", [segment]), lk.replace_where_condition("run_date", [run_date])]
     )

@@ -31,62 +31,21 @@ from dmp.contracts import tables
 from dmp.contracts.errors import DmpError, SpecError
 from dmp.reports.preview_report import PROFILE_DIMENSIONS, PreviewResult, render_console, render_html
 from dmp.spark import lake as lk
+from dmp.transforms.profile import NO_VALUE, TOTAL, latest_packs, profile_counts, with_audience_flag
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from dmp.contracts.specs import SegmentSpec
 
-NO_VALUE = "(none)"
-
-
 # ---------------------------------------------------------------------------------------------
 # Pure computations
-
-
-def with_audience_flag(population_df: DataFrame, audience_df: DataFrame) -> DataFrame:
-    """The population with ``in_audience`` (true for users of ``audience_df``)."""
-    members_df = audience_df.select("user_id").distinct().withColumn("in_audience", F.lit(True))
-    return population_df.join(members_df, "user_id", "left").withColumn(
-        "in_audience", F.coalesce(F.col("in_audience"), F.lit(False))
-    )
 
 
 def _index(audience_share: float | None, population_share: float | None) -> float | None:
     if audience_share is None or not population_share:
         return None
     return 100.0 * audience_share / population_share
-
-
-TOTAL = "_total"
-
-
-def profile_counts(flagged_df: DataFrame) -> DataFrame:
-    """``dimension, value, audience_users, population_users`` for every profile dimension, in one pass.
-
-    Array dimensions (top categories) count a user once per value they have; ``_total`` holds the
-    user totals. Null values are reported as ``(none)``.
-    """
-    parts = [flagged_df.select(F.lit(TOTAL).alias("dimension"), F.lit("").alias("value"), "in_audience")]
-    for column, _ in PROFILE_DIMENSIONS:
-        is_array = column.endswith("_ids")
-        value = (
-            F.explode(F.array_distinct(F.col(column).cast("array<string>")))
-            if is_array
-            else F.col(column).cast("string")
-        )
-        parts.append(flagged_df.select(F.lit(column).alias("dimension"), value.alias("value"), "in_audience"))
-    long_df = parts[0]
-    for part in parts[1:]:
-        long_df = long_df.unionByName(part)
-    return (
-        long_df.withColumn("value", F.coalesce(F.col("value"), F.lit(NO_VALUE)))
-        .groupBy("dimension", "value")
-        .agg(
-            F.sum(F.col("in_audience").cast("long")).alias("audience_users"),
-            F.count(F.lit(1)).alias("population_users"),
-        )
-    )
 
 
 def share_rows(
@@ -141,7 +100,9 @@ def audience_profile(
     """
     members_df = audience_df.select("user_id").distinct()
     n_audience = members_df.count()
-    collected = profile_counts(with_audience_flag(population_df, members_df)).collect()
+    collected = profile_counts(
+        with_audience_flag(population_df, members_df), [column for column, _ in PROFILE_DIMENSIONS]
+    ).collect()
     by_dimension: dict[str, list[tuple[str, int, int]]] = {}
     for r in collected:
         by_dimension.setdefault(r["dimension"], []).append(
@@ -165,19 +126,6 @@ def audience_profile(
         "audience_without_tags": n_audience - n_tagged,
         "dimensions": dimensions,
     }
-
-
-def latest_packs(
-    packs_df: DataFrame, run_date: date | None, segments: list[str] | None, exclude: str
-) -> DataFrame:
-    """Rows of each segment's latest pack (run_date on or before ``run_date``), other than ``exclude``."""
-    df = packs_df.filter(F.col("segment") != F.lit(exclude))
-    if segments is not None:
-        df = df.filter(F.col("segment").isin(segments)) if segments else df.limit(0)
-    if run_date is not None:
-        df = df.filter(F.col("run_date") <= F.lit(run_date))
-    latest_df = df.groupBy("segment").agg(F.max("run_date").alias("run_date"))
-    return df.join(latest_df, ["segment", "run_date"], "left_semi")
 
 
 def pack_overlap(

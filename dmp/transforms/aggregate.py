@@ -13,23 +13,14 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from dmp.contracts.vocab import DAILY_COUNTERS
 from dmp.spark.schemas import USER_DAILY
 from dmp.transforms.columns import select_schema
 
 KEY_COLS: list[str] = ["user_id", "event_date", "store_id", "brand_id", "category_id"]
 
 # user_daily counter column -> the event type it counts.
-COUNTERS: dict[str, str] = {
-    "views": "view",
-    "clicks": "click",
-    "searches": "search",
-    "carts": "cart_add",
-    "cart_removes": "cart_remove",
-    "favs": "favorite",
-    "orders": "order",
-    "coupon_receives": "coupon_receive",
-    "coupon_redeems": "coupon_redeem",
-}
+COUNTERS: dict[str, str] = {column: event_type for event_type, column in DAILY_COUNTERS.items()}
 
 # Money is rounded to cents as this decimal before it becomes an integer number of cents.
 MONEY = "decimal(18,2)"

@@ -14,6 +14,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from dmp.contracts.channels import Channel
+from dmp.contracts.vocab import TREATMENT
 from dmp.transforms.ids import NO_ID, user_key_col, with_normalised_id
 
 # Sorts after every real preference position: "no usable id at all" ranks last.
@@ -26,7 +27,7 @@ def filter_deliverable_treatment(packs_df: DataFrame, segment: str, run_date: da
         packs_df.filter(
             (F.col("segment") == segment)
             & (F.col("run_date") == F.lit(run_date))
-            & (F.col("group") == "treatment")
+            & (F.col("group") == TREATMENT)
             & F.col("deliverable")
         )
         .select("user_id")

@@ -26,22 +26,13 @@ from pyspark.sql import functions as F
 
 from dmp.contracts.holdout import group_col
 from dmp.contracts.specs import SegmentSpec, spec_hash
+from dmp.contracts.vocab import DAILY_COUNTERS, HOLDOUT
 from dmp.spark.schemas import AUDIENCE_PACKS
 from dmp.transforms.scope import filter_days_ending, scope_col, targets_col
 from dmp.transforms.where import where_col
 
 # user_daily counter per behaviour (spec ``behaviors`` use event type names).
-BEHAVIOR_COLUMNS: dict[str, str] = {
-    "view": "views",
-    "click": "clicks",
-    "search": "searches",
-    "cart_add": "carts",
-    "cart_remove": "cart_removes",
-    "favorite": "favs",
-    "order": "orders",
-    "coupon_receive": "coupon_receives",
-    "coupon_redeem": "coupon_redeems",
-}
+BEHAVIOR_COLUMNS: dict[str, str] = DAILY_COUNTERS
 
 CANDIDATE_COLS = ["user_id", "score", "reason", "last_active"]
 
@@ -158,7 +149,7 @@ def with_group(cands_df: DataFrame, spec: SegmentSpec) -> DataFrame:
 def group_sizes_df(grouped_df: DataFrame) -> DataFrame:
     """One row: ``size`` (all users) and ``holdout`` (users in the holdout group) of a grouped pack."""
     return grouped_df.agg(
-        F.count(F.lit(1)).alias("size"), F.sum((F.col("group") == "holdout").cast("long")).alias("holdout")
+        F.count(F.lit(1)).alias("size"), F.sum((F.col("group") == HOLDOUT).cast("long")).alias("holdout")
     )
 
 
