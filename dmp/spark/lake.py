@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
+from dmp.contracts.errors import DmpError
 from dmp.contracts.tables import USER_DAILY, USER_TAG_STATE, USER_TAGS, table_path
 
 if TYPE_CHECKING:
@@ -40,6 +41,13 @@ def table_exists(spark: SparkSession, lake: str, table: str) -> bool:
 
 def read_table(spark: SparkSession, lake: str, table: str) -> DataFrame:
     return spark.read.format("delta").load(table_path(lake, table))
+
+
+def read_required(spark: SparkSession, lake: str, table: str, run_first: str) -> DataFrame:
+    """A table the step cannot do without; when it is missing the error says which command makes it."""
+    if not table_exists(spark, lake, table):
+        raise DmpError(f"{table_path(lake, table)} does not exist: run `{run_first}` first")
+    return read_table(spark, lake, table)
 
 
 def read_pinned(spark: SparkSession, lake: str, table: str, version: int) -> DataFrame:

@@ -112,22 +112,14 @@ def pack_segments(spark: SparkSession, lake: str, run_date: date) -> list[str]:
 
 def load_pack(spark: SparkSession, lake: str, segment: str, run_date: date) -> DataFrame:
     """Every user of the pack, treatment and holdout (an unknown pack is an empty frame)."""
-    if not lk.table_exists(spark, lake, tables.AUDIENCE_PACKS):
-        raise DmpError(
-            f"{tables.table_path(lake, tables.AUDIENCE_PACKS)}: table not found; build the packs first"
-        )
-    return lk.read_table(spark, lake, tables.AUDIENCE_PACKS).filter(
+    return lk.read_required(spark, lake, tables.AUDIENCE_PACKS, "dmp segments build").filter(
         (F.col("segment") == segment) & (F.col("run_date") == F.lit(run_date))
     )
 
 
 def load_user_daily(spark: SparkSession, lake: str) -> DataFrame:
     """Outcomes come from silver/user_daily; without it nothing can be evaluated."""
-    if not lk.table_exists(spark, lake, tables.USER_DAILY):
-        raise DmpError(
-            f"{tables.table_path(lake, tables.USER_DAILY)}: table not found; run dmp aggregate first"
-        )
-    return lk.read_table(spark, lake, tables.USER_DAILY)
+    return lk.read_required(spark, lake, tables.USER_DAILY, "dmp aggregate")
 
 
 def check_window_closed(

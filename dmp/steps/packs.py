@@ -74,11 +74,7 @@ def _tags_snapshot(spark: SparkSession, lake: str, run_date: date) -> DataFrame:
 
 
 def _user_daily(spark: SparkSession, lake: str) -> DataFrame:
-    if not lk.table_exists(spark, lake, tables.USER_DAILY):
-        raise DmpError(
-            f"{tables.table_path(lake, tables.USER_DAILY)} does not exist: run `dmp aggregate` first"
-        )
-    return lk.read_table(spark, lake, tables.USER_DAILY)
+    return lk.read_required(spark, lake, tables.USER_DAILY, "dmp aggregate")
 
 
 def _segment_users(
