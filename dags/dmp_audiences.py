@@ -9,9 +9,18 @@ from typing import Any
 
 from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, task
 
-from dmp import orchestration as orch
+from dmp.orchestration.planning import (
+    USER_TAGS_ASSET,
+    asset_run_date,
+    list_channels,
+    list_specs,
+    spec_info,
+    spec_levels,
+)
+from dmp.orchestration.settings import default_args, setting
+from dmp.orchestration.submit import run_spark_job
 
-USER_TAGS = Asset(**orch.USER_TAGS_ASSET)
+USER_TAGS = Asset(**USER_TAGS_ASSET)
 
 DOC = """
 ### dmp_audiences
@@ -26,13 +35,124 @@ the `date_to` in the asset event's extra), or by hand with `params.run_date`.
 2. `build_pack` / `build_dependent_pack` (dynamic task mapping, one instance per spec): the spec is
    validated first (`dmp segments validate`, no JVM); an invalid spec fails **its own** instance
    with the validation message and is not retried (`AirflowFailException`); a valid one runs
-   `jobs/build_packs.py --spec PATH` with spark-submit.
+   `jobs/build_packs.py --spec PATH` (`dmp segments build`) with spark-submit. Specs in a
+   reference cycle or naming an unknown segment are planned last and fail their own validation.
 3. `plan_deliveries` (trigger rule `all_done`): the channels named by the packs that were built.
 4. `deliver` (mapped per channel): `jobs/deliver.py --channel C` writes the files, manifest and
    `_SUCCESS`; so valid packs are delivered even when another spec failed.
 5. `audit` (`all_done`, last): fails the run if any spec or delivery failed, naming them, so a
    broken spec is visible in the run state while everything else still went out.
 """
+
+
+@task(execution_timeout=timedelta(minutes=5))
+def run_date() -> str:
+    """The pack date: params.run_date, else the triggering asset event's date_to, else ds."""
+    ctx = get_current_context()
+    if ctx["params"].get("run_date"):
+        return str(ctx["params"]["run_date"])
+    events = ctx.get("triggering_asset_events") or {}
+    from_asset = asset_run_date([e.extra for evs in events.values() for e in evs])
+    if from_asset:
+        return from_asset
+    logical = ctx.get("logical_date") or datetime.now(UTC)
+    return logical.date().isoformat()
+
+
+def _waves() -> list[list[str]]:
+    return spec_levels([spec_info(p) for p in list_specs(setting("segments"))])
+
+
+@task(task_id="list_specs", execution_timeout=timedelta(minutes=5))
+def independent_specs() -> list[str]:
+    """Specs that reference no other segment: built first, in parallel."""
+    waves = _waves()
+    return waves[0] if waves else []
+
+
+@task(execution_timeout=timedelta(minutes=5))
+def list_dependent_specs() -> list[str]:
+    """Specs that reference other segments (seed, exclusions): built after the first wave."""
+    return [p for wave in _waves()[1:] for p in wave]
+
+
+def _validate(spec: str, segments: str) -> None:
+    """Fail this spec's task at once, without retries, when ``dmp segments validate`` rejects it."""
+    from airflow.exceptions import AirflowFailException
+
+    check = subprocess.run(
+        [sys.executable, "-m", "dmp.cli", "segments", "validate", spec, "--segments", segments],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check.returncode != 0:
+        # `dmp segments validate` prints one line per problem (file, field, what is allowed).
+        message = [ln for ln in (check.stdout + "\n" + check.stderr).splitlines() if ln.strip()]
+        # A spec error will not fix itself on retry: fail this instance only, right away.
+        raise AirflowFailException(f"{spec}: invalid segment spec:\n" + "\n".join(message[-30:]))
+
+
+def _build(spec: str, day: str) -> dict[str, Any]:
+    get_current_context()["dmp_label"] = spec.rsplit("/", 1)[-1]  # type: ignore[typeddict-unknown-key]
+    segments = setting("segments")
+    _validate(spec, segments)
+    info = spec_info(spec)
+    args = ["--lake", setting("lake"), "--segments", segments, "--spec", spec, "--date", day]
+    run_spark_job("build_packs", args)
+    return {"segment": info.name, "channels": info.channels, "spec": spec}
+
+
+@task(execution_timeout=timedelta(hours=1), map_index_template="{{ dmp_label }}")
+def build_pack(spec: str, day: str) -> dict[str, Any]:
+    return _build(spec, day)
+
+
+@task(
+    execution_timeout=timedelta(hours=1),
+    trigger_rule=TriggerRule.ALL_DONE,
+    map_index_template="{{ dmp_label }}",
+)
+def build_dependent_pack(spec: str, day: str) -> dict[str, Any]:
+    return _build(spec, day)
+
+
+@task(execution_timeout=timedelta(minutes=5), trigger_rule=TriggerRule.ALL_DONE)
+def plan_deliveries(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> list[str]:
+    """Channels named by the packs that were built (failed specs have no result here)."""
+    known = set(list_channels(setting("segments")))
+    wanted = {c for r in [*(first or []), *(second or [])] if r for c in r["channels"]}
+    return sorted(wanted & known) if known else sorted(wanted)
+
+
+@task(execution_timeout=timedelta(hours=1), map_index_template="{{ dmp_label }}")
+def deliver(channel: str, day: str) -> dict[str, str]:
+    get_current_context()["dmp_label"] = channel  # type: ignore[typeddict-unknown-key]
+    args = ["--lake", setting("lake"), "--segments", setting("segments"), "--date", day]
+    run_spark_job("deliver", [*args, "--channel", channel])
+    return {"channel": channel}
+
+
+@task(execution_timeout=timedelta(minutes=5), trigger_rule=TriggerRule.ALL_DONE, retries=0)
+def audit(
+    independent: list[str],
+    dependent: list[str],
+    first: list[dict[str, Any]],
+    second: list[dict[str, Any]],
+    channels: list[str],
+    delivered: list[dict[str, str]],
+) -> dict[str, Any]:
+    from airflow.exceptions import AirflowFailException
+
+    built = {r["spec"] for r in [*(first or []), *(second or [])] if r}
+    failed_specs = sorted({*(independent or []), *(dependent or [])} - built)
+    failed_channels = sorted(set(channels or []) - {d["channel"] for d in delivered or [] if d})
+    if failed_specs or failed_channels:
+        raise AirflowFailException(
+            f"failed specs: {failed_specs or 'none'}; failed deliveries: {failed_channels or 'none'} "
+            f"(the other {len(built)} packs were built and delivered; see the failed tasks' logs)"
+        )
+    return {"built": sorted(built), "delivered": sorted(channels or [])}
 
 
 @dag(
@@ -42,7 +162,7 @@ the `date_to` in the asset event's extra), or by hand with `params.run_date`.
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=6),
-    default_args=orch.default_args(),
+    default_args=default_args(),
     params={
         "run_date": Param(
             None,
@@ -55,106 +175,8 @@ the `date_to` in the asset event's extra), or by hand with `params.run_date`.
     tags=["dmp", "audiences", "spark", "delivery"],
 )
 def dmp_audiences() -> None:
-    @task(execution_timeout=timedelta(minutes=5))
-    def run_date() -> str:
-        """The pack date: params.run_date, else the triggering asset event's date_to, else ds."""
-        ctx = get_current_context()
-        if ctx["params"].get("run_date"):
-            return str(ctx["params"]["run_date"])
-        events = ctx.get("triggering_asset_events") or {}
-        extras = [e.extra for evs in events.values() for e in evs]
-        from_asset = orch.asset_run_date(extras)
-        if from_asset:
-            return from_asset
-        logical = ctx.get("logical_date") or datetime.now(UTC)
-        return logical.date().isoformat()
-
-    def _waves() -> list[list[str]]:
-        infos = [orch.spec_info(p) for p in orch.list_specs(orch.setting("segments"))]
-        return orch.spec_levels(infos)
-
-    @task(execution_timeout=timedelta(minutes=5))
-    def list_specs() -> list[str]:
-        """Specs that reference no other segment: built first, in parallel."""
-        waves = _waves()
-        return waves[0] if waves else []
-
-    @task(execution_timeout=timedelta(minutes=5))
-    def list_dependent_specs() -> list[str]:
-        """Specs that reference other segments (seed, exclusions): built after the first wave."""
-        return [p for wave in _waves()[1:] for p in wave]
-
-    def _build(spec: str, day: str) -> dict[str, Any]:
-        from airflow.exceptions import AirflowFailException
-
-        get_current_context()["dmp_label"] = spec.rsplit("/", 1)[-1]  # type: ignore[typeddict-unknown-key]
-
-        segments = orch.setting("segments")
-        check = subprocess.run(
-            [sys.executable, "-m", "dmp.cli", "segments", "validate", spec, "--segments", segments],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if check.returncode != 0:
-            # `dmp segments validate` prints one line per problem (file, field, what is allowed).
-            message = [ln for ln in (check.stdout + "\n" + check.stderr).splitlines() if ln.strip()]
-            # A spec error will not fix itself on retry: fail this instance only, right away.
-            raise AirflowFailException(f"{spec}: invalid segment spec:\n" + "\n".join(message[-30:]))
-        info = orch.spec_info(spec)
-        args = ["--lake", orch.setting("lake"), "--segments", segments, "--spec", spec, "--date", day]
-        orch.run_spark_job("build_packs", [*args, "--skip-checks"])
-        return {"segment": info["name"], "channels": info["channels"], "spec": spec}
-
-    @task(execution_timeout=timedelta(hours=1), map_index_template="{{ dmp_label }}")
-    def build_pack(spec: str, day: str) -> dict[str, Any]:
-        return _build(spec, day)
-
-    @task(
-        execution_timeout=timedelta(hours=1),
-        trigger_rule=TriggerRule.ALL_DONE,
-        map_index_template="{{ dmp_label }}",
-    )
-    def build_dependent_pack(spec: str, day: str) -> dict[str, Any]:
-        return _build(spec, day)
-
-    @task(execution_timeout=timedelta(minutes=5), trigger_rule=TriggerRule.ALL_DONE)
-    def plan_deliveries(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> list[str]:
-        """Channels named by the packs that were built (failed specs have no result here)."""
-        known = set(orch.list_channels(orch.setting("segments")))
-        wanted = {c for r in [*(first or []), *(second or [])] if r for c in r["channels"]}
-        return sorted(wanted & known) if known else sorted(wanted)
-
-    @task(execution_timeout=timedelta(hours=1), map_index_template="{{ dmp_label }}")
-    def deliver(channel: str, day: str) -> dict[str, str]:
-        get_current_context()["dmp_label"] = channel  # type: ignore[typeddict-unknown-key]
-        args = ["--lake", orch.setting("lake"), "--segments", orch.setting("segments"), "--date", day]
-        orch.run_spark_job("deliver", [*args, "--channel", channel])
-        return {"channel": channel}
-
-    @task(execution_timeout=timedelta(minutes=5), trigger_rule=TriggerRule.ALL_DONE, retries=0)
-    def audit(
-        independent: list[str],
-        dependent: list[str],
-        first: list[dict[str, Any]],
-        second: list[dict[str, Any]],
-        channels: list[str],
-        delivered: list[dict[str, str]],
-    ) -> dict[str, Any]:
-        from airflow.exceptions import AirflowFailException
-
-        built = {r["spec"] for r in [*(first or []), *(second or [])] if r}
-        failed_specs = sorted({*(independent or []), *(dependent or [])} - built)
-        failed_channels = sorted(set(channels or []) - {d["channel"] for d in delivered or [] if d})
-        if failed_specs or failed_channels:
-            raise AirflowFailException(
-                f"failed specs: {failed_specs or 'none'}; failed deliveries: {failed_channels or 'none'} "
-                f"(the other {len(built)} packs were built and delivered; see the failed tasks' logs)"
-            )
-        return {"built": sorted(built), "delivered": sorted(channels or [])}
-
     day = run_date()
-    independent = list_specs()
+    independent = independent_specs()
     dependent = list_dependent_specs()
     first = build_pack.partial(day=day).expand(spec=independent)
     second = build_dependent_pack.partial(day=day).expand(spec=dependent)

@@ -6,11 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Metadata, Param, dag, get_current_context, task
 
-from dmp import orchestration as orch
 from dmp.contracts import tables
+from dmp.orchestration.planning import USER_TAGS_ASSET, run_dates
+from dmp.orchestration.settings import default_args, setting
+from dmp.orchestration.submit import CLI_STEP, reference_commands, run_spark_job
 
 # Emitted when the day's tag snapshot passed its quality gate; dmp_audiences is scheduled on it.
-USER_TAGS = Asset(**orch.USER_TAGS_ASSET)
+USER_TAGS = Asset(**USER_TAGS_ASSET)
 
 DOC = """
 ### dmp_daily
@@ -42,12 +44,12 @@ def _date_param() -> Param:
 
 def _dates() -> tuple[str, str]:
     ctx = get_current_context()
-    return orch.run_dates(ctx["params"], ctx.get("logical_date"))
+    return run_dates(ctx["params"], ctx.get("logical_date"))
 
 
 def _range_args() -> list[str]:
     start, end = _dates()
-    return ["--lake", orch.setting("lake"), "--from", start, "--to", end]
+    return ["--lake", setting("lake"), "--from", start, "--to", end]
 
 
 @dag(
@@ -58,7 +60,7 @@ def _range_args() -> list[str]:
     # Tags are built incrementally from the previous day's snapshot: one run at a time, in order.
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=6),
-    default_args=orch.default_args(),
+    default_args=default_args(),
     params={
         "date_from": _date_param(),
         "date_to": _date_param(),
@@ -73,48 +75,48 @@ def dmp_daily() -> None:
     @task(execution_timeout=timedelta(hours=2))
     def ingest() -> None:
         """Landing JSON lines of the day(s) -> bronze/events (+ quarantine, ops/ingest_runs)."""
-        source = get_current_context()["params"].get("source") or orch.setting("landing")
+        source = get_current_context()["params"].get("source") or setting("landing")
         args = [
             *_range_args(),
             "--source",
             source,
             "--format",
-            orch.setting("landing_format"),
+            setting("landing_format"),
             "--skip-checks",
         ]
-        orch.run_spark_job("ingest", args)
+        run_spark_job("ingest", args)
 
     @task(execution_timeout=timedelta(minutes=30))
     def ingest_reference() -> None:
         """Identities and suppression lists of the landing folder (full replace, small)."""
-        source = get_current_context()["params"].get("source") or orch.setting("landing")
-        args = orch.reference_commands(source, orch.setting("lake"))
+        source = get_current_context()["params"].get("source") or setting("landing")
+        args = reference_commands(source, setting("lake"))
         if not args:
             print(f"{source}: no identities/ or suppression/ to load")
             return
-        orch.run_spark_job(orch.CLI_STEP, args)
+        run_spark_job(CLI_STEP, args)
 
     @task(execution_timeout=timedelta(minutes=30))
     def validate_events() -> None:
-        orch.run_spark_job("validate", [*_range_args(), "--table", tables.EVENTS])
+        run_spark_job("validate", [*_range_args(), "--table", tables.EVENTS])
 
     @task(execution_timeout=timedelta(hours=1))
     def aggregate() -> None:
-        orch.run_spark_job("aggregate", [*_range_args(), "--skip-checks"])
+        run_spark_job("aggregate", [*_range_args(), "--skip-checks"])
 
     @task(execution_timeout=timedelta(minutes=30))
     def validate_user_daily() -> None:
-        orch.run_spark_job("validate", [*_range_args(), "--table", tables.USER_DAILY])
+        run_spark_job("validate", [*_range_args(), "--table", tables.USER_DAILY])
 
     @task(execution_timeout=timedelta(hours=1))
     def tags() -> None:
-        orch.run_spark_job("tags", [*_range_args(), "--skip-checks"])
+        run_spark_job("tags", [*_range_args(), "--skip-checks"])
 
     @task(execution_timeout=timedelta(minutes=30), outlets=[USER_TAGS])
     def validate_user_tags():  # noqa: ANN202 - a generator task: yields the asset event's metadata
-        orch.run_spark_job("validate", [*_range_args(), "--table", tables.USER_TAGS])
+        run_spark_job("validate", [*_range_args(), "--table", tables.USER_TAGS])
         start, end = _dates()
-        yield Metadata(USER_TAGS, extra={"date_from": start, "date_to": end, "lake": orch.setting("lake")})
+        yield Metadata(USER_TAGS, extra={"date_from": start, "date_to": end, "lake": setting("lake")})
 
     gate = validate_user_tags()
     ingest() >> validate_events() >> aggregate() >> validate_user_daily() >> tags() >> gate

@@ -6,18 +6,21 @@ from datetime import UTC, date, datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from dmp import orchestration as orch
 from dmp.contracts import tables
+from dmp.orchestration.deltaread import delta_partition_values, delta_rows
+from dmp.orchestration.planning import due_evaluations, list_specs, spec_info
+from dmp.orchestration.settings import default_args, setting
+from dmp.orchestration.submit import run_spark_job
 
 DOC = """
 ### dmp_uplift
 
-Daily. `find_due` (light, no Spark) reads `ops/deliveries` and `gold/uplift_results` from their
-Delta logs and the specs' windows, and returns every (segment, run_date) that was delivered, whose
-attribution window (run_date+1 … run_date+N, N = the spec's `attribution_days`, else
-`window_days`) ended on or before the run's date **and** on or before the last day aggregated into
-`silver/user_daily` (so outcomes are never evaluated on incomplete data), and that has not been
-evaluated yet (`params.reevaluate` redoes them). `evaluate` is mapped over them:
+Daily. `find_due` (light, no Spark) reads `ops/deliveries` and `gold/uplift_results` with delta-rs
+(no JVM) and the specs' windows, and returns every (segment, run_date) that was delivered, whose
+attribution window (run_date+1 … run_date+N, N = the spec's `window_days`, else 14) ended on or
+before the run's date **and** on or before the last day aggregated into `silver/user_daily` (so
+outcomes are never evaluated on incomplete data), and that has not been evaluated yet
+(`params.reevaluate` redoes them). `evaluate` is mapped over them:
 `jobs/evaluate.py --segment S --run-date D` writes `gold/uplift_results` and the report.
 """
 
@@ -29,7 +32,7 @@ evaluated yet (`params.reevaluate` redoes them). `evaluate` is mapped over them:
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=4),
-    default_args=orch.default_args(),
+    default_args=default_args(),
     params={
         "as_of": Param(None, type=["null", "string"], format="date", description="YYYY-MM-DD; default: ds"),
         "reevaluate": Param(
@@ -45,35 +48,30 @@ def dmp_uplift() -> None:
         ctx = get_current_context()
         params = ctx["params"]
         as_of = date.fromisoformat(params["as_of"]) if params.get("as_of") else ctx["logical_date"].date()
-        lake = orch.setting("lake")
-        aggregated = orch.delta_partition_values(tables.table_path(lake, tables.USER_DAILY), "event_date")
+        lake = setting("lake")
+        aggregated = delta_partition_values(tables.table_path(lake, tables.USER_DAILY), "event_date")
         if not aggregated:
-            print("silver/user_daily is empty: nothing can be evaluated yet")
+            print(f"{tables.USER_DAILY} is empty: nothing can be evaluated yet")
             return []
         as_of = min(as_of, date.fromisoformat(aggregated[-1]))
-        windows = {
-            i["name"]: i["attribution_days"]
-            for i in map(orch.spec_info, orch.list_specs(orch.setting("segments")))
-        }
-        deliveries = orch.delta_rows(tables.table_path(lake, tables.DELIVERIES))
+        windows = {i.name: i.attribution_days for i in map(spec_info, list_specs(setting("segments")))}
+        deliveries = delta_rows(tables.table_path(lake, tables.DELIVERIES))
         evaluated = (
             []
             if params.get("reevaluate")
             else [
                 (r["segment"], str(r["run_date"]))
-                for r in orch.delta_rows(
-                    tables.table_path(lake, tables.UPLIFT_RESULTS), ["segment", "run_date"]
-                )
+                for r in delta_rows(tables.table_path(lake, tables.UPLIFT_RESULTS), ["segment", "run_date"])
             ]
         )
-        due = orch.due_evaluations(deliveries, windows, as_of, evaluated)
+        due = due_evaluations(deliveries, windows, as_of, evaluated)
         print(f"as of {as_of}: {len(deliveries)} delivery rows, {len(due)} evaluations due: {due}")
         return due
 
     @task(execution_timeout=timedelta(hours=1), map_index_template="{{ dmp_label }}")
     def evaluate(item: dict[str, str]) -> dict[str, str]:
         get_current_context()["dmp_label"] = f"{item['segment']} {item['run_date']}"  # type: ignore[typeddict-unknown-key]
-        args = ["--lake", orch.setting("lake"), "--segments", orch.setting("segments")]
+        args = ["--lake", setting("lake"), "--segments", setting("segments")]
         args += [
             "--segment",
             item["segment"],
@@ -82,7 +80,7 @@ def dmp_uplift() -> None:
             "--window-days",
             item["window_days"],
         ]
-        orch.run_spark_job("evaluate", args)
+        run_spark_job("evaluate", args)
         return item
 
     evaluate.expand(item=find_due())

@@ -16,7 +16,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${PYTHON:-$here/.venv/bin/python}"
 
 spark_home() {
-  "$python" -c 'from dmp.orchestration import spark_home; print(spark_home())'
+  "$python" -c 'from dmp.contracts.packages import spark_home; print(spark_home())'
 }
 
 free_port() {

@@ -6,15 +6,22 @@ from typing import Annotated
 
 import typer
 
+from dmp.contracts.settings import SETTINGS
+
 LakeOpt = Annotated[
     str | None,
-    typer.Option("--lake", envvar="DMP_LAKE", help="Lake root (default ./lakehouse); local path or s3a://."),
+    typer.Option(
+        "--lake", envvar=SETTINGS["lake"].env, help="Lake root (default ./lakehouse); local path or s3a://."
+    ),
 ]
 DateOpt = Annotated[str | None, typer.Option("--date", help="Run date YYYY-MM-DD.")]
 FromOpt = Annotated[str | None, typer.Option("--from", help="First date of a range (inclusive).")]
 ToOpt = Annotated[str | None, typer.Option("--to", help="Last date of a range (inclusive).")]
 SegmentsDirOpt = Annotated[
-    str, typer.Option("--segments", envvar="DMP_SEGMENTS", help="Folder of segment specs and channels.yaml.")
+    str,
+    typer.Option(
+        "--segments", envvar=SETTINGS["segments"].env, help="Folder of segment specs and channels.yaml."
+    ),
 ]
 SkipChecksOpt = Annotated[
     bool,

@@ -1,7 +1,7 @@
 """``dmp summary`` (what the pipeline produced, read from the lake) and ``dmp airflow-env``.
 
-Both are light: ``summary`` reads the Delta logs and Parquet files with pyarrow (no JVM), so the
-demo can print it in a second after the DAGs ran.
+Both are light: ``summary`` reads the Delta tables with delta-rs (no JVM), so the demo can print
+it in a second after the DAGs ran.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ import typer
 
 from dmp.cli.common import LakeOpt
 from dmp.contracts import tables
+from dmp.contracts.errors import DmpError
+from dmp.contracts.settings import source_checkout
 from dmp.contracts.status import latest_attempts
+from dmp.orchestration.deltaread import delta_count, delta_partition_values, delta_rows
 
 
 def register(app: typer.Typer) -> None:
@@ -34,20 +37,23 @@ def airflow_env(
     segments: str | None = None,
     delivery_root: str | None = None,
 ) -> dict[str, str]:
-    """Environment for running the repo's DAGs with ``airflow dags test`` on a SQLite metadata DB."""
-    from dmp.orchestration import REPO_ROOT
+    """Environment for running the repo's DAGs with ``airflow dags test`` on a SQLite metadata DB.
 
+    The Spark jobs' Python needs no variable: it defaults to the interpreter running Airflow.
+    """
+    root = source_checkout()
+    if root is None:
+        raise DmpError("dmp airflow-env runs the DAGs of a source checkout (dags/); none found next to dmp")
     bin_dir = str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "")
     env = {
         "AIRFLOW_HOME": os.path.abspath(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        # spark-submit (pyspark's) and the interpreter with dmp installed, for the Spark jobs.
+        # spark-submit (pyspark's) next to the interpreter with dmp installed, for the Spark jobs.
         "PATH": bin_dir if not path else f"{bin_dir}:{path}" if bin_dir not in path.split(":") else path,
-        "PYSPARK_PYTHON": sys.executable,
     }
     for key, value in {
         "DMP_LAKE": lake,
@@ -98,31 +104,43 @@ def _manifest(path: str) -> dict[str, Any]:
 
 def collect_summary(lake: str) -> dict[str, Any]:
     """Everything ``dmp summary`` prints, as plain data (also used by the end-to-end test)."""
-    from dmp import orchestration as orch
+    out: dict[str, Any] = {"lake": lake}
+    out.update(_layer_counts(lake))
+    out["packs"] = _packs(lake)
+    out["deliveries"] = _deliveries(lake)
+    out["uplift"] = _uplift(lake)
+    return out
+
+
+def _layer_counts(lake: str) -> dict[str, Any]:
+    """Rows of the bronze/silver/gold tables, quarantine reasons, event dates and tag snapshots."""
 
     def table(name: str) -> str:
         return tables.table_path(lake, name)
 
-    out: dict[str, Any] = {"lake": lake}
-    out["events"] = orch.delta_count(table(tables.EVENTS))
-    quarantine = orch.delta_rows(table(tables.EVENTS_QUARANTINE), ["reason"])
-    out["quarantined"] = len(quarantine)
-    out["quarantine_reasons"] = dict(
-        Counter(str(r["reason"]).split(":")[0] for r in quarantine).most_common()
-    )
-    out["identities"] = orch.delta_count(table(tables.IDENTITIES))
-    out["user_daily"] = orch.delta_count(table(tables.USER_DAILY))
-    out["event_dates"] = orch.delta_partition_values(table(tables.EVENTS), "event_date")
-    snapshots = orch.delta_partition_values(table(tables.USER_TAGS), "as_of_date")
-    out["tag_rows"] = orch.delta_count(table(tables.USER_TAGS))
-    out["tag_snapshots"] = len(snapshots)
-    out["tags_latest"] = snapshots[-1] if snapshots else None
-    out["tags_latest_users"] = (
-        orch.delta_count(table(tables.USER_TAGS), {"as_of_date": snapshots[-1]}) if snapshots else 0
-    )
+    quarantine = delta_rows(table(tables.EVENTS_QUARANTINE), ["reason"])
+    snapshots = delta_partition_values(table(tables.USER_TAGS), "as_of_date")
+    return {
+        "events": delta_count(table(tables.EVENTS)),
+        "quarantined": len(quarantine),
+        "quarantine_reasons": dict(Counter(str(r["reason"]).split(":")[0] for r in quarantine).most_common()),
+        "identities": delta_count(table(tables.IDENTITIES)),
+        "user_daily": delta_count(table(tables.USER_DAILY)),
+        "event_dates": delta_partition_values(table(tables.EVENTS), "event_date"),
+        "tag_rows": delta_count(table(tables.USER_TAGS)),
+        "tag_snapshots": len(snapshots),
+        "tags_latest": snapshots[-1] if snapshots else None,
+        "tags_latest_users": (
+            delta_count(table(tables.USER_TAGS), {"as_of_date": snapshots[-1]}) if snapshots else 0
+        ),
+    }
 
+
+def _packs(lake: str) -> list[dict[str, Any]]:
+    """One entry per (segment, run_date): group sizes from the pack rows, else from its pack run."""
     packs: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in orch.delta_rows(table(tables.AUDIENCE_PACKS), ["segment", "run_date", "group", "deliverable"]):
+    columns = ["segment", "run_date", "group", "deliverable"]
+    for row in delta_rows(tables.table_path(lake, tables.AUDIENCE_PACKS), columns):
         key = (str(row["segment"]), str(row["run_date"]))
         pack = packs.setdefault(key, {"segment": key[0], "run_date": key[1], "treatment": 0, "holdout": 0})
         pack[str(row["group"])] = pack.get(str(row["group"]), 0) + 1
@@ -130,7 +148,7 @@ def collect_summary(lake: str) -> dict[str, Any]:
     for pack in packs.values():
         pack["size"] = pack["treatment"] + pack["holdout"]
     # An empty pack has no rows in gold/audience_packs; ops/pack_runs records every build.
-    for row in orch.delta_rows(table(tables.PACK_RUNS)):
+    for row in delta_rows(tables.table_path(lake, tables.PACK_RUNS)):
         key = (str(row["segment"]), str(row["run_date"]))
         if key not in packs:
             packs[key] = {
@@ -141,21 +159,23 @@ def collect_summary(lake: str) -> dict[str, Any]:
                 "deliverable": bool(row.get("deliverable")),
                 "size": int(row.get("size") or 0),
             }
-    out["packs"] = [packs[k] for k in sorted(packs)]
+    return [packs[k] for k in sorted(packs)]
 
+
+def _deliveries(lake: str) -> list[dict[str, Any]]:
+    """The latest attempt of every (segment, channel, run_date), with its manifest's counts."""
     deliveries = []
-    attempts = latest_attempts(orch.delta_rows(table(tables.DELIVERIES)))
+    attempts = latest_attempts(delta_rows(tables.table_path(lake, tables.DELIVERIES)))
     for key in sorted(attempts, key=lambda k: (k.segment, k.channel, k.run_date)):
-        segment, channel, run_date = key.segment, key.channel, key.run_date.isoformat()
         rows = list(attempts[key].rows)
         manifest_row = next((r for r in rows if r.get("kind") == "manifest"), None)
         manifest = _manifest(str(manifest_row["path"])) if manifest_row else {}
         counts = manifest.get("counts") or {}
         deliveries.append(
             {
-                "segment": segment,
-                "channel": channel,
-                "run_date": run_date,
+                "segment": key.segment,
+                "channel": key.channel,
+                "run_date": key.run_date.isoformat(),
                 "status": attempts[key].status.value,
                 "kinds": sorted({str(r["kind"]) for r in rows if r.get("kind") not in ("manifest", "none")}),
                 "rows": sum(int(r.get("rows") or 0) for r in rows if r.get("kind") in ("full", "add")),
@@ -167,10 +187,13 @@ def collect_summary(lake: str) -> dict[str, Any]:
                 "message": rows[0].get("message"),
             }
         )
-    out["deliveries"] = deliveries
+    return deliveries
 
+
+def _uplift(lake: str) -> list[dict[str, Any]]:
+    """One entry per evaluated (segment, run_date): metric -> (value, ci_low, ci_high), the report."""
     uplift: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in orch.delta_rows(table(tables.UPLIFT_RESULTS)):
+    for row in delta_rows(tables.table_path(lake, tables.UPLIFT_RESULTS)):
         key = (str(row["segment"]), str(row["run_date"]))
         entry = uplift.setdefault(
             key,
@@ -186,8 +209,7 @@ def collect_summary(lake: str) -> dict[str, Any]:
     for (segment, run_date), entry in uplift.items():
         report = reports_root / segment / run_date / "report.html"
         entry["report"] = str(report) if report.is_file() else None
-    out["uplift"] = [uplift[k] for k in sorted(uplift)]
-    return out
+    return [uplift[k] for k in sorted(uplift)]
 
 
 def _fmt_interval(metric: tuple[Any, Any, Any] | None) -> str:

@@ -7,31 +7,8 @@ import sys
 
 from pyspark.sql import SparkSession
 
-SCALA_VERSION = "2.13"
-
-
-def delta_package() -> str:
-    """Maven coordinate of the Delta jar matching the installed pyspark and delta-spark."""
-    from importlib.metadata import version
-
-    import pyspark
-
-    spark_mm = ".".join(pyspark.__version__.split(".")[:2])
-    return f"io.delta:delta-spark_{spark_mm}_{SCALA_VERSION}:{version('delta-spark')}"
-
-
-def hadoop_aws_package() -> str:
-    """hadoop-aws for ``s3a://`` lakes, matching the Hadoop client bundled with pyspark."""
-    from pathlib import Path
-
-    import pyspark
-
-    jars = Path(pyspark.__file__).parent / "jars"
-    client = next(jars.glob("hadoop-client-api-*.jar"), None)
-    hadoop_version = (
-        client.name.removeprefix("hadoop-client-api-").removesuffix(".jar") if client else "3.4.1"
-    )
-    return f"org.apache.hadoop:hadoop-aws:{hadoop_version}"
+from dmp.contracts.packages import spark_packages
+from dmp.contracts.settings import env_setting
 
 
 def under_spark_submit() -> bool:
@@ -68,30 +45,25 @@ def get_spark(
     on first use and cached under ~/.ivy2*. Under spark-submit the master and packages given to
     spark-submit win, so the same job runs on standalone, YARN or Kubernetes unchanged.
     """
+    # Python workers must run the interpreter that has pandas/sklearn/phonenumbers (mapInPandas,
+    # pandas UDFs), not whatever python3 comes first on PATH. The SparkContext reads this when it
+    # starts, under spark-submit too; the one place dmp sets it (an explicit value wins).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     settings = dict(BASE_CONF)
-    settings["spark.sql.shuffle.partitions"] = os.environ.get("DMP_SHUFFLE_PARTITIONS", "8")
-    settings["spark.ui.enabled"] = os.environ.get("DMP_SPARK_UI", "false")
-    settings["spark.driver.memory"] = os.environ.get("DMP_DRIVER_MEMORY", "4g")
-    # Batch jobs want throughput, not short pauses: the parallel collector made a 20M-event aggregate
-    # ~15% faster than the default G1 on 2 cores (bench/README.md). Local mode only: under spark-submit
-    # the driver JVM is already running and the submitter's options apply.
-    settings["spark.driver.extraJavaOptions"] = os.environ.get(
-        "DMP_DRIVER_JAVA_OPTIONS", "-XX:+UseParallelGC"
-    )
+    settings["spark.sql.shuffle.partitions"] = env_setting("shuffle_partitions")
+    settings["spark.ui.enabled"] = env_setting("spark_ui")
+    settings["spark.driver.memory"] = env_setting("local_driver_memory")
+    # Batch jobs want throughput, not short pauses (see the setting). Local mode only: under
+    # spark-submit the driver JVM is already running and the submitter's options apply.
+    settings["spark.driver.extraJavaOptions"] = env_setting("driver_java_options")
     settings.update(conf or {})
     for key, value in settings.items():
         builder = builder.config(key, value)
     if under_spark_submit():
         return builder.getOrCreate()
-    # Python workers must run the interpreter that has pandas/sklearn (mapInPandas, pandas UDFs),
-    # not whatever python3 comes first on PATH.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = builder.master(master or os.environ.get("DMP_SPARK_MASTER", "local[2]"))
-    packages = [delta_package()]
-    if os.environ.get("DMP_S3A", "") == "1":
-        packages.append(hadoop_aws_package())
-    builder = builder.config("spark.jars.packages", ",".join(packages))
+    builder = builder.master(master or env_setting("spark_master"))
+    builder = builder.config("spark.jars.packages", spark_packages(s3a=env_setting("s3a") == "1"))
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel(os.environ.get("DMP_SPARK_LOG_LEVEL", "ERROR"))
+    spark.sparkContext.setLogLevel(env_setting("spark_log_level"))
     return spark

@@ -1,6 +1,8 @@
 """Great Expectations gates between the pipeline steps.
 
-Suites are versioned JSON files in ``expectations/<suite>.json`` (GX 1.x suite layout: ``name``,
+Suites are versioned JSON files in ``dmp/steps/expectations/<suite>.json``, shipped with the
+package and found through it (``expectations/`` at the top of the checkout links to them; GX 1.x
+suite layout: ``name``,
 ``meta``, ``expectations: [{type, kwargs, meta}]``). ``run_gate`` validates a Spark DataFrame with an
 ephemeral context (nothing is written to disk) and raises ``QualityGateError`` naming every failed
 expectation, its column(s) and a few offending values. The DataFrame is cached for the duration of
@@ -13,6 +15,7 @@ import json
 import os
 import uuid
 from datetime import date
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +23,10 @@ from pyspark.sql import DataFrame, SparkSession
 
 from dmp.contracts import tables
 from dmp.contracts.errors import DmpError, QualityGateError
+from dmp.contracts.settings import env_setting
 
-EXPECTATIONS_DIR = Path(
-    os.environ.get("DMP_EXPECTATIONS_DIR", Path(__file__).resolve().parents[2] / "expectations")
-)
+# DMP_EXPECTATIONS_DIR, else the suites installed with this package (editable or not).
+EXPECTATIONS_DIR = Path(env_setting("expectations_dir") or str(files("dmp.steps") / "expectations"))
 SUITES: tuple[str, ...] = ("bronze_events", "silver_user_daily", "gold_user_tags")
 # Which suite gates which lake table (used by `dmp validate --table`).
 TABLE_SUITES: dict[str, str] = {
@@ -32,10 +35,16 @@ TABLE_SUITES: dict[str, str] = {
     tables.USER_TAGS: "gold_user_tags",
 }
 MAX_VALUES_SHOWN = 5
-# No usage statistics from pipeline runs (must be set before great_expectations is imported).
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 _context: Any = None
+
+
+def _import_gx() -> Any:
+    """great_expectations, imported with usage statistics off (read when it is first imported)."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+
+    return gx
 
 
 def suite_path(suite: str) -> Path:
@@ -69,7 +78,7 @@ def build_suite(suite: str) -> Any:
     (GX's own ``ExpectationSuite(expectations=[dict, ...])`` only logs bad entries and drops them,
     which would silently weaken a gate.)
     """
-    import great_expectations as gx
+    gx = _import_gx()
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     config = load_suite_config(suite)
@@ -93,7 +102,7 @@ def build_suite(suite: str) -> Any:
 def _get_context() -> Any:
     global _context
     if _context is None:
-        import great_expectations as gx
+        gx = _import_gx()
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         _context = gx.get_context(mode="ephemeral")
@@ -146,7 +155,7 @@ def _describe_failure(res: Any) -> str:
 
 
 def run_gate(df: DataFrame, suite: str) -> None:
-    """Validate ``df`` against ``expectations/<suite>.json``; raise QualityGateError listing what failed."""
+    """Validate ``df`` against ``<suite>.json``; raise QualityGateError listing what failed."""
     result = validate_df(df, suite)
     if result.success:
         return

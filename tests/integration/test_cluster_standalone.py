@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from dmp import orchestration as orch
+from dmp.contracts.packages import spark_packages
+from dmp.orchestration.deltaread import delta_count
+from dmp.orchestration.submit import SparkJob
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -45,11 +47,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
 
 
 def _submit(master: str, step: str, args: list[str], env: dict[str, str]) -> None:
-    job = orch.SparkJob(
+    job = SparkJob(
         step=step,
         args=tuple(args),
         jobs_dir=str(REPO_ROOT / "jobs"),
-        packages=orch.spark_packages(),
+        packages=spark_packages(),
         python=sys.executable,
         driver_memory="1g",
     )
@@ -98,6 +100,7 @@ def test_daily_steps_on_standalone_equal_local(cluster: dict[str, str], tmp_path
         timeout=300,
     )
     day = json.loads((landing / "truth" / "summary.json").read_text())["end"]
+    # PYSPARK_PYTHON: the venv's spark-submit script finds its SPARK_HOME with that interpreter
     env = {**os.environ, "DMP_SHUFFLE_PARTITIONS": "2", "PYSPARK_PYTHON": sys.executable}
     lakes = {"cluster": str(tmp_path / "lake_cluster"), "local": str(tmp_path / "lake_local")}
     # The cluster side: the three jobs, each its own application, exactly as the DAG submits them.
@@ -134,5 +137,5 @@ def test_daily_steps_on_standalone_equal_local(cluster: dict[str, str], tmp_path
         local = _normalised(spark, lakes["local"], table)
         assert len(on_cluster) > 0, table
         assert on_cluster == local, table
-    events = orch.delta_count(f"{lakes['cluster']}/bronze/events")
+    events = delta_count(f"{lakes['cluster']}/bronze/events")
     assert events == len(_normalised(spark, lakes["local"], "bronze/events"))

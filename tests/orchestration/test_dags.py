@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dmp import orchestration as orch
+from dmp.orchestration import planning, submit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -135,59 +135,99 @@ def test_uplift_maps_evaluations(bag: dict) -> None:
 # ----------------------------------------------------------------------------- light helpers
 
 
-def test_delta_package_matches_the_spark_module_without_importing_pyspark() -> None:
-    from dmp.spark import session as spark
+PACKAGES_SCRIPT = r"""
+import sys
+from dmp.contracts.packages import spark_packages
+print(spark_packages(s3a=True))
+print(sorted(m for m in ("pyspark", "py4j") if m in sys.modules))
+"""
 
-    assert orch.delta_package() == spark.delta_package()
-    assert orch.hadoop_aws_package() == spark.hadoop_aws_package()
-    assert orch.spark_packages(s3a=True) == f"{spark.delta_package()},{spark.hadoop_aws_package()}"
+
+def test_spark_packages_match_the_installed_pyspark_without_importing_it() -> None:
+    proc = subprocess.run([sys.executable, "-c", PACKAGES_SCRIPT], capture_output=True, text=True, check=True)
+    packages, imported = proc.stdout.splitlines()
+    assert imported == "[]"
+
+    from importlib.metadata import version
+
+    import pyspark
+
+    spark_mm = ".".join(pyspark.__version__.split(".")[:2])
+    client = next((Path(pyspark.__file__).parent / "jars").glob("hadoop-client-api-*.jar"))
+    hadoop = client.name.removeprefix("hadoop-client-api-").removesuffix(".jar")
+    assert packages == (
+        f"io.delta:delta-spark_{spark_mm}_2.13:{version('delta-spark')},org.apache.hadoop:hadoop-aws:{hadoop}"
+    )
 
 
 def test_run_dates_from_params_or_logical_date() -> None:
-    assert orch.run_dates({}, datetime(2026, 3, 5, 0, 0)) == ("2026-03-05", "2026-03-05")
-    assert orch.run_dates({"date_from": "2026-03-01", "date_to": "2026-03-04"}, None) == (
+    assert planning.run_dates({}, datetime(2026, 3, 5, 0, 0)) == ("2026-03-05", "2026-03-05")
+    assert planning.run_dates({"date_from": "2026-03-01", "date_to": "2026-03-04"}, None) == (
         "2026-03-01",
         "2026-03-04",
     )
-    assert orch.run_dates({"date_from": "2026-03-02", "date_to": None}, date(2026, 3, 9)) == (
+    assert planning.run_dates({"date_from": "2026-03-02", "date_to": None}, date(2026, 3, 9)) == (
         "2026-03-02",
         "2026-03-02",
     )
     with pytest.raises(ValueError, match="date_to 2026-03-01 is before date_from 2026-03-04"):
-        orch.run_dates({"date_from": "2026-03-04", "date_to": "2026-03-01"}, None)
+        planning.run_dates({"date_from": "2026-03-04", "date_to": "2026-03-01"}, None)
     with pytest.raises(ValueError, match="no logical date"):
-        orch.run_dates({}, None)
-    assert orch.asset_run_date(
+        planning.run_dates({}, None)
+    assert planning.asset_run_date(
         [{"date_from": "2026-03-01", "date_to": "2026-03-03"}, {"date": "2026-03-05"}]
     ) == ("2026-03-05")
-    assert orch.asset_run_date([{}, {"lake": "x"}]) is None
+    assert planning.asset_run_date([{}, {"lake": "x"}]) is None
+
+
+STORE_REVISIT = "kind: store_revisit\nscope: {store_ids: [S001]}\nbehaviors: [view]\n"
 
 
 def test_specs_channels_and_waves(tmp_path: Path) -> None:
     (tmp_path / "channels.yaml").write_text(
         "channels:\n  jd_ads: {type: ad}\n  coupon_center: {type: coupon}\n"
     )
-    (tmp_path / "a.yaml").write_text("name: a\nwindow_days: 14\nchannels: [jd_ads]\n")
+    (tmp_path / "a.yaml").write_text(f"name: a\n{STORE_REVISIT}window_days: 14\nchannels: [jd_ads]\n")
     (tmp_path / "b.yml").write_text(
-        "name: b\nkind: lookalike\nseed: {segment: a}\nchannels: [coupon_center]\n"
+        "name: b\nkind: lookalike\nseed: {segment: a}\nexpansion: {size: 10}\nchannels: [coupon_center]\n"
     )
-    (tmp_path / "c.yaml").write_text("name: c\nexclude: {segments: [b]}\nattribution_days: 7\n")
+    (tmp_path / "c.yaml").write_text(f"name: c\n{STORE_REVISIT}window_days: 7\nexclude: {{segments: [b]}}\n")
+    (tmp_path / "d.yaml").write_text(
+        "name: d\nkind: rule\nwhere: {tag: lifecycle_stage, eq: active}\nexclude: {segments: [ghost]}\n"
+    )
     (tmp_path / "broken.yaml").write_text("name: [unclosed\n")
     (tmp_path / "notes.txt").write_text("not a spec")
-    specs = orch.list_specs(str(tmp_path))
-    assert [Path(p).name for p in specs] == ["a.yaml", "b.yml", "broken.yaml", "c.yaml"]
-    infos = [orch.spec_info(p) for p in specs]
-    assert [(i["name"], i["refs"], i["attribution_days"]) for i in infos] == [
-        ("a", [], 14),
-        ("b", ["a"], 14),
-        ("broken", [], 14),  # unreadable: planned under its file name, its own task reports the error
-        ("c", ["b"], 7),
+    specs = planning.list_specs(str(tmp_path))
+    assert [Path(p).name for p in specs] == ["a.yaml", "b.yml", "broken.yaml", "c.yaml", "d.yaml"]
+    infos = [planning.spec_info(p) for p in specs]
+    assert [(i.name, i.refs, i.attribution_days, i.valid) for i in infos] == [
+        ("a", [], 14, True),
+        ("b", ["a"], 14, True),  # lookalike: no window_days of its own, the default window
+        ("broken", [], 14, False),  # unreadable: planned under its file name, its own task reports the error
+        ("c", ["b"], 7, True),
+        ("d", ["ghost"], 14, True),  # valid on its own; the folder's validation rejects the reference
     ]
-    waves = orch.spec_levels(infos)
-    assert [[Path(p).name for p in w] for w in waves] == [["a.yaml", "broken.yaml"], ["b.yml"], ["c.yaml"]]
-    assert orch.list_channels(str(tmp_path)) == ["coupon_center", "jd_ads"]
+    assert infos[1].channels == ["coupon_center"]
+    waves = planning.spec_levels(infos)
+    assert [[Path(p).name for p in w] for w in waves] == [
+        ["a.yaml", "broken.yaml"],
+        ["b.yml"],
+        ["c.yaml"],
+        ["d.yaml"],  # unknown reference: last, on its own
+    ]
+    assert planning.list_channels(str(tmp_path)) == ["coupon_center", "jd_ads"]
     with pytest.raises(FileNotFoundError, match="segments folder not found"):
-        orch.list_specs(str(tmp_path / "missing"))
+        planning.list_specs(str(tmp_path / "missing"))
+
+
+def test_invalid_spec_is_planned_leniently_with_the_references_it_names(tmp_path: Path) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text("name: x\nkind: lookalike\nseed: a\nexclude: {segments: [b, 3]}\nchannels: [jd_ads, 1]\n")
+    info = planning.spec_info(str(path))
+    assert (info.name, info.refs, info.channels, info.valid) == ("x", ["a", "b"], ["jd_ads"], False)
+    # keys the spec model forbids (attribution_days) are not read: an invalid spec gets the default
+    path.write_text("name: x\nattribution_days: 3\nwindow_days: 5\n")
+    assert planning.spec_info(str(path)).attribution_days == planning.DEFAULT_ATTRIBUTION_DAYS
 
 
 def test_due_evaluations_only_closed_delivered_and_not_yet_evaluated() -> None:
@@ -201,69 +241,18 @@ def test_due_evaluations_only_closed_delivered_and_not_yet_evaluated() -> None:
     ]
     windows = {"spring": 14, "late": 14, "broken": 14, "done": 14, "week": 7}
     # spring: R=03-01, window 03-02..03-15 closes on 03-15; late closes 03-16; week closes 03-15.
-    due = orch.due_evaluations(deliveries, windows, date(2026, 3, 15), evaluated=[("done", "2026-02-01")])
+    due = planning.due_evaluations(deliveries, windows, date(2026, 3, 15), evaluated=[("done", "2026-02-01")])
     assert due == [
         {"segment": "spring", "run_date": "2026-03-01", "window_days": "14"},
         {"segment": "week", "run_date": "2026-03-08", "window_days": "7"},
     ]
-    assert orch.due_evaluations(deliveries, windows, date(2026, 3, 14)) == [
+    assert planning.due_evaluations(deliveries, windows, date(2026, 3, 14)) == [
         {"segment": "done", "run_date": "2026-02-01", "window_days": "14"},
     ]
 
 
-def _write_parquet(path: Path, rows: list[dict]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows), path)
-
-
-def test_delta_log_reader_replays_adds_and_removes(tmp_path: Path) -> None:
-    """A hand-written Delta log: commit 1 replaces one partition's file, commit 2 adds a file."""
-    table = tmp_path / "ops" / "deliveries"
-    log = table / "_delta_log"
-    log.mkdir(parents=True)
-    _write_parquet(table / "run_date=2026-03-01" / "p0.parquet", [{"segment": "a", "rows": 3}])
-    _write_parquet(table / "run_date=2026-03-01" / "p1.parquet", [{"segment": "a", "rows": 4}])
-    _write_parquet(
-        table / "run_date=2026-03-02" / "p2.parquet",
-        [{"segment": "b", "rows": 5}, {"segment": "c", "rows": 6}],
-    )
-
-    def add(path: str, day: str, stats: bool = True) -> str:
-        body = {"path": path, "partitionValues": {"run_date": day}, "size": 1, "dataChange": True}
-        if stats:
-            body["stats"] = json.dumps({"numRecords": 2 if "p2" in path else 1})
-        return json.dumps({"add": body})
-
-    (log / f"{0:020d}.json").write_text(
-        json.dumps({"protocol": {"minReaderVersion": 1}})
-        + "\n"
-        + add("run_date=2026-03-01/p0.parquet", "2026-03-01")
-    )
-    (log / f"{1:020d}.json").write_text(
-        json.dumps({"remove": {"path": "run_date=2026-03-01/p0.parquet"}})
-        + "\n"
-        + add("run_date=2026-03-01/p1.parquet", "2026-03-01")
-    )
-    (log / f"{2:020d}.json").write_text(add("run_date=2026-03-02/p2.parquet", "2026-03-02", stats=False))
-
-    rows = sorted(orch.delta_rows(str(table)), key=lambda r: r["segment"])
-    assert rows == [
-        {"segment": "a", "rows": 4, "run_date": "2026-03-01"},
-        {"segment": "b", "rows": 5, "run_date": "2026-03-02"},
-        {"segment": "c", "rows": 6, "run_date": "2026-03-02"},
-    ]
-    assert orch.delta_count(str(table)) == 3  # 1 from stats + 2 from the Parquet footer
-    assert orch.delta_count(str(table), {"run_date": "2026-03-02"}) == 2
-    assert orch.delta_partition_values(str(table), "run_date") == ["2026-03-01", "2026-03-02"]
-    assert orch.delta_rows(str(tmp_path / "missing")) == []
-    assert orch.delta_count(str(tmp_path / "missing")) == 0
-
-
 def test_spark_job_command_line(tmp_path: Path) -> None:
-    job = orch.SparkJob(
+    job = submit.SparkJob(
         step="tags",
         args=("--lake", "/l", "--date", "2026-03-01"),
         jobs_dir="/repo/jobs",
@@ -284,14 +273,14 @@ def test_spark_job_command_line(tmp_path: Path) -> None:
 
 
 def test_reference_commands_load_identities_and_every_suppression_list(tmp_path: Path) -> None:
-    assert orch.reference_commands(str(tmp_path), "/lake") == []
+    assert submit.reference_commands(str(tmp_path), "/lake") == []
     (tmp_path / "identities").mkdir()
     (tmp_path / "identities" / "identities.jsonl").write_text("{}\n")
     (tmp_path / "suppression").mkdir()
     (tmp_path / "suppression" / "opt_out.csv").write_text("user_id\n")
     (tmp_path / "suppression" / "complaints.csv").write_text("user_id\n")
     ident, supp = tmp_path / "identities", tmp_path / "suppression"
-    assert orch.reference_commands(str(tmp_path), "/lake") == [
+    assert submit.reference_commands(str(tmp_path), "/lake") == [
         *["ingest-identities", "--source", str(ident), "--lake", "/lake", ":::"],
         *[
             "ingest-suppression",
@@ -313,5 +302,9 @@ def test_reference_commands_load_identities_and_every_suppression_list(tmp_path:
             "/lake",
         ],
     ]
-    job = orch.SparkJob("dmp_cli", ("ingest-identities",), "/repo/jobs", "pkg", "/py")
-    assert job.application == str(REPO_ROOT / "infra" / "spark" / "dmp_cli.py")
+    job = submit.SparkJob(submit.CLI_STEP, ("ingest-identities",), "/repo/jobs", "pkg", "/py")
+    # the chained-commands entry comes from the installed package, not from a checkout
+    import dmp.cli
+
+    assert job.application == str(Path(dmp.cli.__file__).parent / "__main__.py")
+    assert Path(job.application).is_file()

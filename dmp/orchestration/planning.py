@@ -1,0 +1,177 @@
+"""What the DAGs' light tasks decide without Spark: run dates, which specs in which order, which
+channels, which evaluations are due.
+
+Specs are read leniently here (a file that does not validate still gets its own task, which then
+fails with the validation message); their validation belongs to ``dmp segments validate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from dmp.contracts.channels import CHANNELS_FILE
+from dmp.contracts.graph import dependency_waves
+from dmp.contracts.status import as_date, delivered_keys
+from dmp.contracts.tables import USER_TAGS
+
+# Outcomes count in the N days after the run date; N = the spec's window_days, else this.
+DEFAULT_ATTRIBUTION_DAYS = 14
+# The Airflow asset dmp_daily updates when a tag snapshot passed its gate (dmp_audiences runs on it).
+USER_TAGS_ASSET = {"name": "dmp_user_tags", "uri": f"dmp://lake/{USER_TAGS}"}
+
+
+# ------------------------------------------------------------------------------- run dates
+
+
+def run_dates(params: Mapping[str, Any], logical_date: datetime | date | None) -> tuple[str, str]:
+    """(from, to) for a run: ``params.date_from/date_to`` (one run over a range) else the logical date."""
+    start = params.get("date_from") or None
+    end = params.get("date_to") or None
+    day = as_date(logical_date) if logical_date is not None else None
+    if start is None and end is None:
+        if day is None:
+            raise ValueError("no logical date and no date_from/date_to params: give a date to process")
+        return day.isoformat(), day.isoformat()
+    start = start or end
+    end = end or start
+    if date.fromisoformat(end) < date.fromisoformat(start):
+        raise ValueError(f"params: date_to {end} is before date_from {start}")
+    return date.fromisoformat(start).isoformat(), date.fromisoformat(end).isoformat()
+
+
+def asset_run_date(events: Iterable[Mapping[str, Any]]) -> str | None:
+    """Latest ``date_to`` carried by the triggering asset events' extra (None if there is none)."""
+    dates = [
+        str(e.get("date_to") or e.get("date")) for e in events if e and (e.get("date_to") or e.get("date"))
+    ]
+    return max(dates) if dates else None
+
+
+# ------------------------------------------------------------------------------- specs, channels
+
+
+@dataclass(frozen=True)
+class SpecInfo:
+    """What planning needs of one spec file: its name, channels, references and attribution window."""
+
+    path: str
+    name: str
+    channels: list[str] = field(default_factory=list)
+    refs: list[str] = field(default_factory=list)
+    attribution_days: int = DEFAULT_ATTRIBUTION_DAYS
+    valid: bool = False
+
+
+def list_specs(segments_dir: str) -> list[str]:
+    """Every segment spec file in the folder (sorted), valid or not: each gets its own task."""
+    from dmp.contracts.specs import spec_files
+
+    if not Path(segments_dir).is_dir():
+        raise FileNotFoundError(f"{segments_dir}: segments folder not found")
+    return [str(p) for p in spec_files(segments_dir)]
+
+
+def _load_yaml(path: str) -> object:
+    import yaml
+
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def attribution_days(window_days: int | None) -> int:
+    """Days after the run date during which outcomes count: the spec's ``window_days``, else 14."""
+    return window_days or DEFAULT_ATTRIBUTION_DAYS
+
+
+def spec_info(path: str) -> SpecInfo:
+    """A spec's planning facts: from the validated model, else read leniently from the YAML.
+
+    A file that does not validate is still planned (under its ``name`` or file name, with the
+    references it names) so its own task runs and reports the validation error.
+    """
+    from dmp.contracts.errors import SpecError
+    from dmp.contracts.specs import load_spec, spec_references
+
+    try:
+        spec = load_spec(path)
+    except SpecError:
+        return _lenient_spec_info(path)
+    return SpecInfo(
+        path=path,
+        name=spec.name,
+        channels=list(spec.channels),
+        refs=sorted(spec_references(spec)),
+        attribution_days=attribution_days(spec.window_days),
+        valid=True,
+    )
+
+
+def _lenient_spec_info(path: str) -> SpecInfo:
+    try:
+        raw = _load_yaml(path)
+    except Exception:  # unreadable YAML: planned under its file name, its task reports the error
+        raw = None
+    raw = raw if isinstance(raw, dict) else {}
+    name = raw.get("name") if isinstance(raw.get("name"), str) else Path(path).stem
+    channels = [c for c in raw.get("channels") or [] if isinstance(c, str)]
+    refs: set[str] = set()
+    exclude = raw.get("exclude") if isinstance(raw.get("exclude"), dict) else {}
+    refs.update(s for s in exclude.get("segments") or [] if isinstance(s, str))
+    seed = raw.get("seed")
+    if isinstance(seed, str):  # not valid (seed is a mapping), but clearly names its dependency
+        refs.add(seed)
+    elif isinstance(seed, dict) and isinstance(seed.get("segment"), str):
+        refs.add(seed["segment"])
+    return SpecInfo(path=path, name=name, channels=channels, refs=sorted(refs))
+
+
+def spec_levels(infos: list[SpecInfo]) -> list[list[str]]:
+    """Spec paths grouped into waves: a spec comes after the specs it references (seed / exclusions).
+
+    Specs in a cycle or referencing an unknown segment go in the last wave, where their own
+    validation fails them without holding the others back (:func:`dmp.contracts.graph.dependency_waves`).
+    """
+    path_of = {i.name: i.path for i in infos}
+    graph = {i.name: list(i.refs) for i in infos}
+    return [[path_of[name] for name in wave] for wave in dependency_waves(graph)]
+
+
+def list_channels(segments_dir: str) -> list[str]:
+    """Channel names declared in ``channels.yaml`` (empty if the file is missing)."""
+    path = Path(segments_dir) / CHANNELS_FILE
+    if not path.is_file():
+        return []
+    raw = _load_yaml(str(path)) or {}
+    channels = raw.get("channels") if isinstance(raw, dict) else None
+    return sorted(channels) if isinstance(channels, dict) else []
+
+
+# ------------------------------------------------------------------------------- uplift planning
+
+
+def due_evaluations(
+    deliveries: Iterable[Mapping[str, Any]],
+    windows: Mapping[str, int],
+    as_of: date,
+    evaluated: Iterable[tuple[str, str]] = (),
+) -> list[dict[str, str]]:
+    """(segment, run_date) pairs whose attribution window (run_date+1 .. run_date+N) has closed.
+
+    A window closes when its last day is on or before ``as_of`` (the latest day whose data is in the
+    lake). Only deliveries whose latest attempt succeeded count (``delivered_keys``); pairs already
+    in ``evaluated`` are skipped; one entry per pair even if it went to several channels (the
+    evaluation compares the pack's groups).
+    """
+    done = {(s, str(d)) for s, d in evaluated}
+    due: dict[tuple[str, str], dict[str, str]] = {}
+    for key in delivered_keys(deliveries):
+        days = int(windows.get(key.segment, DEFAULT_ATTRIBUTION_DAYS))
+        closes = key.run_date + timedelta(days=days)
+        pair = (key.segment, key.run_date.isoformat())
+        if closes <= as_of and pair not in done:
+            due[pair] = {"segment": key.segment, "run_date": pair[1], "window_days": str(days)}
+    return [due[k] for k in sorted(due)]
