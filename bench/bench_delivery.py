@@ -96,7 +96,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     import yaml
 
     from dmp.contracts.channels import parse_channels

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from datetime import date
@@ -112,8 +111,6 @@ def main(argv: list[str] | None = None) -> int:
 
     run_date = parse_date(args.date)
     root = tables.resolve_lake(args.lake)
-    # lookalike scoring runs pandas in Python workers: use this interpreter, not PATH python3
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = get_spark("dmp-bench-packs")
     result: dict[str, Any] = {"lake": root, "run_date": str(run_date)}
     if args.suppression:

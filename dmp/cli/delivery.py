@@ -33,10 +33,9 @@ def register(app: typer.Typer) -> None:
         """Deliver audience packs (treatment users, hashed ids) to their channels: files, manifest.json, _SUCCESS."""
         from dmp.contracts.dates import resolve_dates
         from dmp.spark.session import get_spark
-        from dmp.steps.deliver import DeliveryFailed, run_delivery, use_this_python_for_workers
+        from dmp.steps.deliver import DeliveryFailed, run_delivery
 
         days = resolve_dates(date, from_, to)
-        use_this_python_for_workers()
         spark = get_spark("dmp-deliver")
         try:
             results = run_delivery(spark, lake, days, segments, segment, channel)

@@ -23,6 +23,7 @@ from dmp.cli.evaluate_options import (
     ValueColOpt,
     WindowDaysOpt,
 )
+from dmp.contracts.dates import DEFAULT_ATTRIBUTION_DAYS
 from dmp.contracts.tables import UPLIFT_RESULTS
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def register(app: typer.Typer) -> None:
 def evaluate_cmd(
     segment: SegmentOpt = None,
     run_date: RunDateOpt = None,
-    window_days: WindowDaysOpt = 14,
+    window_days: WindowDaysOpt = DEFAULT_ATTRIBUTION_DAYS,
     segments_dir: SegmentsDirOpt = "segments",
     lake: LakeOpt = None,
     out: OutOpt = None,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -82,8 +80,6 @@ def build(
 
     days = resolve_dates(date, from_, to)
     root = tables.resolve_lake(lake)
-    # lookalike scoring runs pandas in Python workers: use this interpreter, not PATH python3
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = get_spark("dmp-segments-build")
     problems = 0
     for day in days:

@@ -6,6 +6,9 @@ from datetime import date, timedelta
 
 from dmp.contracts.errors import DmpError
 
+# Days after a run date whose orders count as the campaign's outcome, when nothing else says.
+DEFAULT_ATTRIBUTION_DAYS = 14
+
 
 def parse_date(value: str, field: str = "--date") -> date:
     try:

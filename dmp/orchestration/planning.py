@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from dmp.contracts.channels import CHANNELS_FILE
+from dmp.contracts.dates import DEFAULT_ATTRIBUTION_DAYS
 from dmp.contracts.graph import dependency_waves
 from dmp.contracts.status import as_date, delivered_keys
 from dmp.contracts.tables import USER_TAGS
 
 # Outcomes count in the N days after the run date; N = the spec's window_days, else this.
-DEFAULT_ATTRIBUTION_DAYS = 14
 # The Airflow asset dmp_daily updates when a tag snapshot passed its gate (dmp_audiences runs on it).
 USER_TAGS_ASSET = {"name": "dmp_user_tags", "uri": f"dmp://lake/{USER_TAGS}"}
 

@@ -547,14 +547,3 @@ def run_delivery(
             exc.failures.extend(f"spec error: {e}" for e in spec_errors)
             exc.args = ("delivery failed for:\n  " + "\n  ".join(exc.failures),)
         raise
-
-
-def use_this_python_for_workers() -> None:
-    """The phone UDF needs pandas + phonenumbers in Spark's Python workers: run them on this interpreter.
-
-    Must happen before the SparkContext starts; an explicit PYSPARK_PYTHON wins.
-    """
-    import os
-    import sys
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

@@ -25,6 +25,7 @@ import pandas as pd
 from pyspark.sql import functions as F
 
 from dmp.contracts import tables
+from dmp.contracts.dates import DEFAULT_ATTRIBUTION_DAYS
 from dmp.contracts.errors import DmpError
 from dmp.contracts.status import delivered_keys
 from dmp.spark import lake as lk
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
     from dmp.contracts.specs import SegmentSpec
 
-DEFAULT_WINDOW_DAYS = 14
 OUTCOME_TEXT = "converted = at least one order in scope in the window; value = GMV in scope in the window"
 
 
@@ -322,7 +322,7 @@ def evaluate_pack(
     segment: str,
     run_date: date,
     *,
-    window_days: int = DEFAULT_WINDOW_DAYS,
+    window_days: int = DEFAULT_ATTRIBUTION_DAYS,
     segments_dir: str = "segments",
     out_dir: str | Path | None = None,
     allow_open_window: bool = False,

@@ -8,8 +8,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
-import sys
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -27,8 +25,6 @@ from dmp.spark import lake as lk
 from dmp.spark.schemas import AUDIENCE_PACKS, IDENTITIES
 from dmp.steps.deliver import DeliveryFailed, deliver, run_delivery
 from tests.support.s3server import MinioServer
-
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # phone UDF workers need this venv
 
 BUCKET = "dmp-test"
 D1, D2, D3 = date(2026, 3, 14), date(2026, 3, 15), date(2026, 3, 16)

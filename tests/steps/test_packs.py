@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,6 @@ from dmp.spark.schemas import USER_DAILY, USER_TAGS
 from tests.transforms.test_packs import REVISIT, REVISIT_ROWS, TAG_ROWS, D, daily, tags
 
 # The lookalike scores with mapInPandas: Python workers must run this venv (pandas, sklearn).
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 CHANNELS_YAML = {
     "channels": {

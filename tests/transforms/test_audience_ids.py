@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import sys
 from datetime import date
 
 from chispa import assert_df_equality
@@ -22,7 +20,6 @@ from dmp.transforms.audience_ids import (
 from dmp.transforms.ids import INVALID_PHONE, NO_ID, ZERO_DEVICE_ID
 
 # The phone UDF runs in Spark's Python workers: they must use this interpreter.
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 D1, D2 = date(2026, 3, 14), date(2026, 3, 15)
 AD = Channel(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
 from pyspark.sql import functions as F
 
@@ -24,7 +21,6 @@ from dmp.transforms.ids import (
 
 # The phone UDF runs in Spark's Python workers: they must use this interpreter (pandas, phonenumbers),
 # not whatever "python3" is first on PATH. Set before the session fixture starts the SparkContext.
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 # Published: Meta Conversions API "customer information parameters" (em / ph examples).
 META_EMAIL_IN = "John_Smith@gmail.com"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import sys
 from datetime import date, timedelta
 
 import numpy as np
@@ -24,7 +22,6 @@ from dmp.transforms.lookalike import (
 from dmp.transforms.lookalike_model import fit_pipeline, predict_scores, target_size
 
 # mapInPandas runs in Python workers that need pandas: use this interpreter (set before the session starts).
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 AS_OF = date(2026, 3, 31)
 N_USERS = 2000
