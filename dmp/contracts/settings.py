@@ -69,6 +69,14 @@ SETTINGS: dict[str, Setting] = {
     "spark_log_level": Setting("DMP_SPARK_LOG_LEVEL", "ERROR", "log level of an in-process session"),
     # The parallel collector made a 20M-event aggregate ~15% faster than G1 on 2 cores (bench/README.md).
     "driver_java_options": Setting("DMP_DRIVER_JAVA_OPTIONS", "-XX:+UseParallelGC", "driver JVM options"),
+    # Deliveries to s3:// (botocore's standard retries; path-style works with AWS and MinIO alike)
+    "s3_max_attempts": Setting("DMP_S3_MAX_ATTEMPTS", "5", "attempts per S3 request"),
+    "s3_connect_timeout": Setting("DMP_S3_CONNECT_TIMEOUT", "5", "seconds"),
+    "s3_read_timeout": Setting("DMP_S3_READ_TIMEOUT", "60", "seconds"),
+    "s3_addressing_style": Setting("DMP_S3_ADDRESSING_STYLE", "path", "path | virtual | auto"),
+    "aws_conn_id": Setting(
+        "DMP_AWS_CONN_ID", "", "Airflow connection with S3 credentials (else the AWS chain)"
+    ),
     # Quality gates
     "expectations_dir": Setting(
         "DMP_EXPECTATIONS_DIR", "", "GX suites instead of the packaged ones", path=True

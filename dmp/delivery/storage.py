@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
 from dmp.contracts.errors import DmpError
+from dmp.contracts.settings import env_setting
 
 MB = 1024 * 1024
 
@@ -135,16 +136,16 @@ def s3_client(max_attempts: int | None = None) -> Any:
     import boto3
     from botocore.config import Config
 
-    attempts = max_attempts or int(os.environ.get("DMP_S3_MAX_ATTEMPTS", "5"))
+    attempts = max_attempts or int(env_setting("s3_max_attempts"))
     config = Config(
         retries={"mode": "standard", "max_attempts": attempts},
-        connect_timeout=float(os.environ.get("DMP_S3_CONNECT_TIMEOUT", "5")),
-        read_timeout=float(os.environ.get("DMP_S3_READ_TIMEOUT", "60")),
+        connect_timeout=float(env_setting("s3_connect_timeout")),
+        read_timeout=float(env_setting("s3_read_timeout")),
         # Path-style works with every S3-compatible server (MinIO on 127.0.0.1) and with AWS.
-        s3={"addressing_style": os.environ.get("DMP_S3_ADDRESSING_STYLE", "path")},
+        s3={"addressing_style": env_setting("s3_addressing_style")},
     )
     kwargs: dict[str, Any] = {}
-    conn_id = os.environ.get("DMP_AWS_CONN_ID")
+    conn_id = env_setting("aws_conn_id")
     if conn_id:
         kwargs = _airflow_connection_kwargs(conn_id)
     session = boto3.session.Session(region_name=kwargs.pop("region_name", None))
