@@ -10,6 +10,7 @@ from rich.console import Console
 
 from dmp.cli.common import DateOpt, FromOpt, LakeOpt, SkipChecksOpt, ToOpt
 from dmp.contracts import tables
+from dmp.contracts.vocab import INGEST_FORMATS
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -19,10 +20,8 @@ if TYPE_CHECKING:
 console = Console()
 
 
-class Format(StrEnum):
-    jsonl = "jsonl"
-    parquet = "parquet"
-    taobao = "taobao"
+# The landing formats, as a choice typer can show and check.
+Format = StrEnum("Format", {name: name for name in INGEST_FORMATS})
 
 
 SourceOpt = Annotated[

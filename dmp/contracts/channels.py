@@ -21,7 +21,7 @@ from dmp.contracts.vocab import CHANNEL_ID_TYPES
 CHANNELS_FILE = "channels.yaml"
 
 # Every id type a channel may accept; ``user_id`` is our own key (coupon systems know our users).
-IdType = Literal["oaid", "idfa", "imei", "phone", "email", "user_id"]
+IdType = Literal[CHANNEL_ID_TYPES]
 HashAlgo = Literal["md5", "sha256", "none"]
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

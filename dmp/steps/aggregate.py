@@ -16,7 +16,6 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dmp.contracts import tables
-from dmp.contracts.errors import DmpError
 from dmp.spark import lake as lk
 from dmp.transforms.aggregate import build_user_daily, events_counted_col
 from dmp.transforms.columns import lit_date
@@ -48,12 +47,10 @@ def aggregate_days(
     """
     if not days:
         return []
-    if not lk.table_exists(spark, lake, tables.EVENTS):
-        raise DmpError(
-            f"table {tables.table_path(lake, tables.EVENTS)} does not exist: run `dmp ingest` before `dmp aggregate`"
-        )
     wanted = [lit_date(d) for d in sorted(set(days))]
-    events_df = lk.read_table(spark, lake, tables.EVENTS).filter(F.col("event_date").isin(wanted))
+    events_df = lk.read_required(spark, lake, tables.EVENTS, "dmp ingest").filter(
+        F.col("event_date").isin(wanted)
+    )
     lk.overwrite_partitions(
         build_user_daily(events_df),
         lake,

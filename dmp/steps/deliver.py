@@ -507,10 +507,7 @@ def deliver(
     Dates are processed in order (incremental diffs chain). A failing (segment, channel) does not
     stop the others; a DmpError listing all failures is raised at the end.
     """
-    if not lk.table_exists(spark, lake, tables.AUDIENCE_PACKS):
-        raise DmpError(
-            f"{tables.table_path(lake, tables.AUDIENCE_PACKS)}: no audience packs table (run build-packs first)"
-        )
+    lk.read_required(spark, lake, tables.AUDIENCE_PACKS, "dmp segments build")
     if channel is not None:
         channels.get(channel)
     if segment is not None and segment not in targets:

@@ -17,11 +17,12 @@ from typing import Any
 import pandas as pd
 
 from dmp.contracts.errors import DmpError
+from dmp.contracts.vocab import HOLDOUT, TREATMENT
 from dmp.stats import uplift
 from dmp.steps.evaluate import Evaluation
 
-TREATMENT_LABELS = ("treatment", "1")
-CONTROL_LABELS = ("control", "holdout", "0")
+TREATMENT_LABELS = (TREATMENT, "1")
+CONTROL_LABELS = ("control", HOLDOUT, "0")
 
 
 @dataclass(frozen=True)

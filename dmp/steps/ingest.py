@@ -56,6 +56,7 @@ FORMAT_GLOBS: dict[str, str] = {
     "parquet": "*.parquet",
     "taobao": "*.{csv,csv.gz,txt}",
 }
+assert tuple(FORMAT_GLOBS) == INGEST_FORMATS
 
 
 @dataclass(frozen=True)

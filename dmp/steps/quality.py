@@ -27,13 +27,13 @@ from dmp.contracts.settings import env_setting
 
 # DMP_EXPECTATIONS_DIR, else the suites installed with this package (editable or not).
 EXPECTATIONS_DIR = Path(env_setting("expectations_dir") or str(files("dmp.steps") / "expectations"))
-SUITES: tuple[str, ...] = ("bronze_events", "silver_user_daily", "gold_user_tags")
 # Which suite gates which lake table (used by `dmp validate --table`).
 TABLE_SUITES: dict[str, str] = {
     tables.EVENTS: "bronze_events",
     tables.USER_DAILY: "silver_user_daily",
     tables.USER_TAGS: "gold_user_tags",
 }
+SUITES: tuple[str, ...] = tuple(TABLE_SUITES.values())
 MAX_VALUES_SHOWN = 5
 
 _context: Any = None

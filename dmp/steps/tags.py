@@ -97,11 +97,7 @@ def run_tags(
     skip_checks: bool = False,
 ) -> TagsResult:
     """Build state and snapshot for ``day``: incremental from ``day``-1's state when possible."""
-    if not lk.table_exists(spark, lake, tables.USER_DAILY):
-        raise DmpError(
-            f"table {tables.table_path(lake, tables.USER_DAILY)} does not exist: run `dmp aggregate` before `dmp tags`"
-        )
-    user_daily_df = lk.read_table(spark, lake, tables.USER_DAILY)
+    user_daily_df = lk.read_required(spark, lake, tables.USER_DAILY, "dmp aggregate")
     _check_user_daily_present(spark, lake, day, user_daily_df)
     state_df, mode, reason = _state(spark, lake, day, config, user_daily_df, full)
 
