@@ -14,7 +14,8 @@ from dmp.contracts import tables
 from dmp.contracts.holdout import holdout_bucket
 from dmp.spark import lake as lk
 from dmp.spark.schemas import USER_DAILY, USER_TAGS
-from tests.transforms.test_packs import REVISIT, REVISIT_ROWS, TAG_ROWS, D, daily, tags
+from tests.support.factories import daily
+from tests.transforms.test_packs import REVISIT, REVISIT_ROWS, TAG_ROWS, D, tags
 
 # The lookalike scores with mapInPandas: Python workers must run this venv (pandas, sklearn).
 

@@ -15,6 +15,7 @@ from dmp.reports.preview_report import render_html
 from dmp.spark import lake as lk
 from dmp.spark.schemas import AUDIENCE_PACKS, USER_TAGS
 from dmp.steps.preview import audience_profile, pack_overlap, run_preview
+from tests.support.factories import tag_row
 
 RUN = date(2026, 3, 3)
 
@@ -35,28 +36,15 @@ POPULATION = [
 
 def _tags(spark, as_of: date = RUN):
     rows = [
-        {
-            "user_id": uid,
-            "as_of_date": as_of,
-            "first_seen_date": as_of - timedelta(days=50),
-            "last_active_date": as_of - timedelta(days=1),
-            "last_order_date": None,
-            "recency_days": None,
-            "frequency_90d": 0,
-            "monetary_90d": 0.0,
-            "avg_order_value_90d": None,
-            "views_30d": 1,
-            "carts_30d": 0,
-            "orders_30d": 0,
-            "active_days_30d": 1,
-            "lifecycle_stage": stage,
-            "top_category_ids": cats,
-            "top_brand_ids": [],
-            "top_store_ids": [],
-            "consumption_level": level,
-            "coupon_sensitivity": None,
-            "is_cart_abandoner": False,
-        }
+        tag_row(
+            uid,
+            as_of,
+            first_seen_date=as_of - timedelta(days=50),
+            views_30d=1,
+            lifecycle_stage=stage,
+            top_category_ids=cats,
+            consumption_level=level,
+        )
         for uid, stage, level, cats in POPULATION
     ]
     return spark.createDataFrame(rows, USER_TAGS)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
@@ -32,7 +33,7 @@ from pyspark.sql.types import (
 
 from dmp.contracts import tables
 from dmp.spark import lake as lk
-from dmp.spark.schemas import EVENTS
+from dmp.spark.schemas import EVENTS, USER_TAGS
 from dmp.transforms.tag_state import SCORE_COLUMNS
 
 D1 = date(2026, 3, 1)
@@ -283,3 +284,53 @@ EXPECTED_TOPS = [
     ("ug", ["C01"], ["B001"], ["S001"]),
     ("uh", ["C01"], ["B001"], ["S001"]),
 ]
+
+
+# ---------------------------------------------------------------------------------------------
+# gold/user_tags and silver/user_daily rows for the pack, lookalike and preview tests
+
+
+def tag_row(user_id: str, as_of: date, **overrides: Any) -> dict[str, Any]:
+    """One gold/user_tags row: seen 100 days ago, active yesterday, never ordered; override the rest."""
+    row: dict[str, Any] = {
+        "user_id": user_id,
+        "as_of_date": as_of,
+        "first_seen_date": as_of - timedelta(days=100),
+        "last_active_date": as_of - timedelta(days=1),
+        "last_order_date": None,
+        "recency_days": None,
+        "frequency_90d": 0,
+        "monetary_90d": 0.0,
+        "avg_order_value_90d": None,
+        "views_30d": 0,
+        "carts_30d": 0,
+        "orders_30d": 0,
+        "active_days_30d": 1,
+        "lifecycle_stage": "active",
+        "top_category_ids": [],
+        "top_brand_ids": [],
+        "top_store_ids": [],
+        "consumption_level": 1,
+        "coupon_sensitivity": None,
+        "is_cart_abandoner": False,
+    }
+    unknown = set(overrides) - set(row)
+    assert not unknown, f"not user_tags columns: {unknown}"
+    row.update(overrides)
+    return row
+
+
+def tag_tuple(user_id: str, as_of: date, **overrides: Any) -> tuple:
+    """:func:`tag_row` as a tuple in USER_TAGS column order."""
+    row = tag_row(user_id, as_of, **overrides)
+    return tuple(row[f.name] for f in USER_TAGS.fields)
+
+
+def daily(
+    user: str, day: date, store: str | None, brand: str | None, category: str | None, **counts: Any
+) -> tuple:
+    """One USER_DAILY row; counters default to 0, gmv to 10.0 per order."""
+    cols = ["views", "clicks", "searches", "carts", "cart_removes", "favs", "orders"]
+    vals = [int(counts.get(c, 0)) for c in cols]
+    gmv = float(counts.get("gmv", 10.0 * counts.get("orders", 0)))
+    return (user, day, store, brand, category, *vals, gmv, 0, 0)

@@ -20,6 +20,7 @@ from dmp.transforms.lookalike import (
     with_lookalike_features,
 )
 from dmp.transforms.lookalike_model import fit_pipeline, predict_scores, target_size
+from tests.support.factories import tag_row
 
 # mapInPandas runs in Python workers that need pandas: use this interpreter (set before the session starts).
 
@@ -30,30 +31,9 @@ N_SEED = 120  # the first 120 persona users are the seed; 80 lookalikes remain t
 
 
 def _tag_row(user_id: str, **overrides: object) -> dict:
-    row = {
-        "user_id": user_id,
-        "as_of_date": AS_OF,
-        "first_seen_date": AS_OF - timedelta(days=100),
-        "last_active_date": AS_OF - timedelta(days=3),
-        "last_order_date": None,
-        "recency_days": None,
-        "frequency_90d": 0,
-        "monetary_90d": 0.0,
-        "avg_order_value_90d": None,
-        "views_30d": 0,
-        "carts_30d": 0,
-        "orders_30d": 0,
-        "active_days_30d": 0,
-        "lifecycle_stage": "new",
-        "top_category_ids": [],
-        "top_brand_ids": [],
-        "top_store_ids": [],
-        "consumption_level": 1,
-        "coupon_sensitivity": None,
-        "is_cart_abandoner": False,
-    }
-    row.update(overrides)
-    return row
+    """A quiet user: new, last seen three days before AS_OF, no active day in 30."""
+    quiet = {"last_active_date": AS_OF - timedelta(days=3), "active_days_30d": 0, "lifecycle_stage": "new"}
+    return tag_row(user_id, AS_OF, **{**quiet, **overrides})
 
 
 def synthetic_tags(n_users: int = N_USERS, n_persona: int = N_PERSONA, seed: int = 7) -> list[dict]:

@@ -31,47 +31,15 @@ from dmp.transforms.packs import (
 )
 from dmp.transforms.scope import filter_days_ending, scope_col, targets_col
 from dmp.transforms.where import filter_where
+from tests.support.factories import daily, tag_tuple
 
 D = date(2026, 3, 20)
 CANDIDATES = "user_id string, score double, reason string, last_active date"
 
 
-def daily(
-    user: str, day: date, store: str | None, brand: str | None, category: str | None, **counts: Any
-) -> tuple:
-    """One USER_DAILY row; counters default to 0, gmv to 10.0 per order."""
-    cols = ["views", "clicks", "searches", "carts", "cart_removes", "favs", "orders"]
-    vals = [int(counts.get(c, 0)) for c in cols]
-    gmv = float(counts.get("gmv", 10.0 * counts.get("orders", 0)))
-    return (user, day, store, brand, category, *vals, gmv, 0, 0)
-
-
 def tags(user: str, as_of: date = D, **over: Any) -> tuple:
     """One USER_TAGS row with neutral defaults."""
-    row: dict[str, Any] = {
-        "user_id": user,
-        "as_of_date": as_of,
-        "first_seen_date": as_of - timedelta(days=100),
-        "last_active_date": as_of - timedelta(days=1),
-        "last_order_date": None,
-        "recency_days": None,
-        "frequency_90d": 0,
-        "monetary_90d": 0.0,
-        "avg_order_value_90d": None,
-        "views_30d": 0,
-        "carts_30d": 0,
-        "orders_30d": 0,
-        "active_days_30d": 1,
-        "lifecycle_stage": "active",
-        "top_category_ids": [],
-        "top_brand_ids": [],
-        "top_store_ids": [],
-        "consumption_level": 1,
-        "coupon_sensitivity": None,
-        "is_cart_abandoner": False,
-    }
-    row.update(over)
-    return tuple(row[f.name] for f in USER_TAGS.fields)
+    return tag_tuple(user, as_of, **over)
 
 
 REVISIT = {
