@@ -115,7 +115,7 @@ def test_table_paths_have_one_home() -> None:
     home = PACKAGE / "contracts" / "tables.py"
     elsewhere = {
         str(p.relative_to(REPO)): sorted({m.group(0) for m in TABLE_LITERAL.finditer(p.read_text())})
-        for p in _sources("dmp", "dags", "jobs", "bench")
+        for p in [*_sources("dmp", "dags", "jobs", "bench"), *sorted(PACKAGE.rglob("*.json"))]
         if p != home and TABLE_LITERAL.search(p.read_text())
     }
     assert elsewhere == {}, "table paths are defined in dmp/contracts/tables.py; import them"
