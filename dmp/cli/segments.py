@@ -1,4 +1,8 @@
-"""``dmp segments validate | schema | build | preview``: marketers' specs -> audience packs."""
+"""``dmp segments validate | schema | build | preview``: marketers' specs -> audience packs.
+
+Every text printed here that comes from a spec, a path or a pattern goes through
+``rich.markup.escape``: rich reads ``[a-z0-9_]`` in ``^[a-z0-9_]+$`` as a style tag and drops it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dmp.cli.common import DateOpt, FromOpt, LakeOpt, SegmentsDirOpt, ToOpt
@@ -40,12 +45,13 @@ def validate(paths: PathsArg = None, segments: SegmentsDirOpt = DEFAULT_SEGMENTS
 
     spec_set = load_specs(segments, list(paths) if paths else None)
     for issue in spec_set.errors:
-        console.print(f"[red]✗[/] {issue}", highlight=False, soft_wrap=True)
+        console.print(f"[red]✗[/] {escape(str(issue))}", highlight=False, soft_wrap=True)
     for name in spec_set.selected:
-        console.print(f"[green]✓[/] {spec_set.path_of[name]} ({spec_set.specs[name].kind})", highlight=False)
+        shown = escape(f"{spec_set.path_of[name]} ({spec_set.specs[name].kind})")
+        console.print(f"[green]✓[/] {shown}", highlight=False, soft_wrap=True)
     if spec_set.errors:
         raise DmpError(f"{len(spec_set.errors)} problem(s) in the segment specs of {segments}")
-    console.print(f"{len(spec_set.selected)} spec(s) valid in {segments}")
+    console.print(escape(f"{len(spec_set.selected)} spec(s) valid in {segments}"), highlight=False)
 
 
 @segments_app.command("schema")
@@ -61,7 +67,7 @@ def schema(
     target = out or Path(segments) / SCHEMA_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json_schema_text(), encoding="utf-8")
-    console.print(f"JSON Schema written to {target}")
+    console.print(escape(f"JSON Schema written to {target}"), highlight=False)
 
 
 @segments_app.command("build")
@@ -90,14 +96,14 @@ def build(
         tables.table_path(root, tables.AUDIENCE_PACKS),
         tables.table_path(root, tables.PACK_RUNS),
     )
-    console.print(f"packs in {packs_at}, runs in {runs_at}")
+    console.print(escape(f"packs in {packs_at}, runs in {runs_at}"), highlight=False)
     if problems:
         raise DmpError(f"{problems} spec(s) invalid or failed; the valid packs were built")
 
 
 def print_report(report: BuildReport) -> None:
     """Rich table of one date's build (``segments build``, also under spark-submit)."""
-    table = Table(title=f"audience packs {report.run_date}")
+    table = Table(title=escape(f"audience packs {report.run_date}"))
     for col in ("segment", "kind", "size", "holdout", "deliverable", "note"):
         table.add_column(col)
     for res in report.results:
@@ -109,18 +115,20 @@ def print_report(report: BuildReport) -> None:
                     f"recall@k {lookalike['recall_at_k']:.3f}, lift {lookalike.get('lift') or 0:.2f} " + note
                 )
             table.add_row(
-                res.segment,
-                res.kind,
+                escape(res.segment),
+                escape(res.kind),
                 str(res.size),
                 str(res.holdout_size),
                 "yes" if res.deliverable else "[yellow]no[/]",
-                note,
+                escape(note),
             )
         else:
-            table.add_row(res.segment, res.kind, "-", "-", "[red]failed[/]", res.error or "")
+            table.add_row(
+                escape(res.segment), escape(res.kind), "-", "-", "[red]failed[/]", escape(res.error or "")
+            )
     console.print(table)
     for line in report.invalid:
-        console.print(f"[red]✗[/] {line}", highlight=False, soft_wrap=True)
+        console.print(f"[red]✗[/] {escape(line)}", highlight=False, soft_wrap=True)
 
 
 @segments_app.command("preview")

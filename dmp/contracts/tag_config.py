@@ -23,10 +23,10 @@ import hashlib
 import json
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dmp.contracts.errors import DmpError
+from dmp.contracts.safe_yaml import load_yaml_file
 
 # Values of gold/user_tags.lifecycle_stage, from the most to the least engaged (see LifecycleConfig).
 LIFECYCLE_STAGES: tuple[str, ...] = ("new", "active", "silent", "churned")
@@ -87,10 +87,7 @@ def load_tag_config(path: str | Path | None) -> TagConfig:
     p = Path(path)
     if not p.is_file():
         raise DmpError(f"{p}: tag config file not found")
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise DmpError(f"{p}: not valid YAML ({exc})") from exc
+    raw = load_yaml_file(p) or {}  # YamlRefused (a DmpError) names the file and what is wrong
     if not isinstance(raw, dict):
         raise DmpError(f"{p}: expected a mapping at the top level, got {type(raw).__name__}")
     try:

@@ -80,7 +80,7 @@ class TagFilter(_Model):
     @classmethod
     def _known_tag(cls, value: str) -> str:
         if value not in TAG_COLUMN_KINDS:
-            raise ValueError(f"unknown tag {value!r}; allowed: {', '.join(sorted(TAG_COLUMN_KINDS))}")
+            raise ValueError(f"unknown tag {show(value)}; allowed: {', '.join(sorted(TAG_COLUMN_KINDS))}")
         return value
 
     @property

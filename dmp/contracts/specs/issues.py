@@ -33,6 +33,9 @@ class SpecIssue:
         )
 
 
+_KEY_LIMIT = 40  # characters of one key shown in a field path
+
+
 def _path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
@@ -40,8 +43,11 @@ def _path(loc: tuple[Any, ...]) -> str:
             continue
         if isinstance(part, int):
             out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
+        else:  # an unknown key is the user's text: cut it, it may be a whole file long
+            text = str(part)
+            out += ("." if out else "") + (
+                text if len(text) <= _KEY_LIMIT else text[: _KEY_LIMIT - 3] + "..."
+            )
     return out
 
 
@@ -132,10 +138,16 @@ def _message(err: ErrorDetails, loc: tuple[Any, ...]) -> str:
     return err["msg"]
 
 
+# Issues shown per file; a generated spec with a thousand bad leaves gets these and a count.
+MAX_ISSUES_PER_FILE = 20
+
+
 def issues_from_validation_error(file: str, exc: ValidationError) -> list[SpecIssue]:
-    """Turn pydantic's errors into ``SpecIssue`` lines a marketer can act on."""
+    """Turn pydantic's errors into ``SpecIssue`` lines a marketer can act on (at most
+    ``MAX_ISSUES_PER_FILE``, then one line counting the rest)."""
     issues: list[SpecIssue] = []
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for err in errors[:MAX_ISSUES_PER_FILE]:
         loc = tuple(err["loc"])
         if err["type"] == "dmp_field":  # raised by field_error: the field is in the context
             ctx = err.get("ctx") or {}
@@ -143,4 +155,7 @@ def issues_from_validation_error(file: str, exc: ValidationError) -> list[SpecIs
         else:
             msg = _message(err, loc)
         issues.append(SpecIssue(file, _path(loc) or "(top level)", msg))
+    if len(errors) > MAX_ISSUES_PER_FILE:
+        more = len(errors) - MAX_ISSUES_PER_FILE
+        issues.append(SpecIssue(file, "", f"{more} more problem(s) in this file; fix the ones above first"))
     return issues

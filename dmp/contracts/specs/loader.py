@@ -14,56 +14,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from dmp.contracts.channels import CHANNELS_FILE, load_channels
 from dmp.contracts.errors import SpecError
 from dmp.contracts.graph import find_cycles
+from dmp.contracts.safe_yaml import YamlRefused, load_yaml_file
+from dmp.contracts.specs._base import show
 from dmp.contracts.specs.graph import invalid_dependencies, spec_graph
 from dmp.contracts.specs.issues import SpecIssue, issues_from_validation_error
 from dmp.contracts.specs.models import NAME_PATTERN, SPEC_SUFFIXES, SegmentSpec
 
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """safe_load, but a key given twice in one mapping is an error (YAML silently keeps the last)."""
-
-
-def _construct_mapping(
-    loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
-) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _yaml_issue(file: str, exc: yaml.YAMLError) -> SpecIssue:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    return SpecIssue(file, "", f"invalid YAML{where}: {problem}")
+# A name longer than the model's max_length (64) gets that error alone, not a file-name hint too.
+_NAME_MAX = 64
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any] | None, list[SpecIssue]]:
-    """The file's top-level mapping, or the issue saying why there is none."""
-    file = str(path)
+    """The file's top-level mapping, or the issue saying why there is none.
+
+    :mod:`dmp.contracts.safe_yaml` refuses what would hang or crash the whole folder (a file over
+    256 KiB, not UTF-8, alias bombs, deep nesting, duplicate keys) before any value is built, so
+    one hostile file is one issue and the other specs are still checked and built.
+    """
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
-    except OSError as exc:
-        return None, [SpecIssue(file, "", f"cannot read file: {exc.strerror or exc}")]
-    except yaml.YAMLError as exc:
-        return None, [_yaml_issue(file, exc)]
+        raw = load_yaml_file(path)
+    except YamlRefused as exc:
+        return None, [SpecIssue(str(path), exc.field_path, exc.problem)]
     if not isinstance(raw, dict):
         got = "an empty file" if raw is None else type(raw).__name__
         message = f"expected a mapping of spec fields (name, kind, ...), got {got}"
-        return None, [SpecIssue(file, "(top level)", message)]
+        return None, [SpecIssue(str(path), "(top level)", message)]
     return raw, []
 
 
@@ -78,8 +58,12 @@ def _parse_file(path: Path) -> tuple[SegmentSpec | None, list[SpecIssue]]:
         spec = SegmentSpec.model_validate(raw)
     except ValidationError as exc:
         issues.extend(issues_from_validation_error(str(path), exc))
-    if raw_name is not None and path.stem != raw_name and re.fullmatch(NAME_PATTERN, raw_name):
-        message = f"{raw_name!r} does not match the file name; name the file {raw_name}.yaml"
+    if (
+        raw_name is not None
+        and path.stem != raw_name
+        and re.fullmatch(NAME_PATTERN, raw_name[: _NAME_MAX + 1])
+    ):
+        message = f"{show(raw_name)} does not match the file name; name the file {raw_name}.yaml"
         issues.append(SpecIssue(str(path), "name", message))
     return (spec if not issues else None), issues
 
@@ -122,7 +106,7 @@ def _channel_types(segments_dir: Path) -> tuple[dict[str, str] | None, SpecIssue
     path = segments_dir / CHANNELS_FILE
     try:
         config = load_channels(segments_dir)
-    except SpecError as exc:
+    except (SpecError, YamlRefused) as exc:
         return None, SpecIssue(str(path), "", str(exc).removeprefix(f"{path}: "))
     return {name: ch.type for name, ch in config.channels.items()}, None
 
@@ -163,21 +147,27 @@ def _scan(folder: Path, paths: list[Path] | None) -> _Scan:
 
 
 def _claim_names(scan: _Scan) -> dict[str, Path]:
-    """Segment name -> the first file claiming it; later files with the same name are invalid.
+    """Segment name -> the first file claiming it; a name claimed by several files is invalid in all.
 
     Every file claims the segment named like the file (a mismatched ``name`` is an error of its
     own), so references to a spec that does not even parse still say "invalid", not "unknown".
+    ``x.yaml`` next to ``x.yml`` (or a selected file named like a folder spec) is ambiguous: which
+    one is the segment is nobody's guess, so each of them gets an issue naming all of them and
+    neither is built; the other specs are unaffected.
     """
-    first_file: dict[str, Path] = {}
+    claimants: dict[str, list[Path]] = {}
     for resolved in scan.files:
-        stem = scan.display[resolved].stem
-        if stem in first_file:
-            also = scan.display[first_file[stem]]
-            scan.add(resolved, "name", f"duplicate segment name {stem!r} (also in {also})")
+        claimants.setdefault(scan.display[resolved].stem, []).append(resolved)
+    for stem, files in claimants.items():
+        if len(files) < 2:
+            continue
+        named = ", ".join(str(scan.display[f]) for f in files)
+        for resolved in files:
+            scan.add(
+                resolved, "name", f"segment {stem!r} is defined by {len(files)} files ({named}); keep one"
+            )
             scan.parsed.pop(resolved, None)
-        else:
-            first_file[stem] = resolved
-    return first_file
+    return {stem: files[0] for stem, files in claimants.items()}
 
 
 def _check_references(scan: _Scan, first_file: dict[str, Path]) -> None:
@@ -190,7 +180,7 @@ def _check_references(scan: _Scan, first_file: dict[str, Path]) -> None:
             refs.append(("seed.segment", spec.seed.segment))
         for field_path, ref in refs:
             if ref not in first_file:
-                scan.add(resolved, field_path, f"unknown segment {ref!r}; known: {known}")
+                scan.add(resolved, field_path, f"unknown segment {show(ref)}; known: {known}")
             elif ref not in valid:
                 scan.add(
                     resolved, field_path, f"segment {ref!r} is invalid (see {scan.display[first_file[ref]]})"
@@ -224,7 +214,7 @@ def _check_channels(scan: _Scan, folder: Path) -> SpecIssue | None:
     for resolved, spec in scan.parsed.items():
         for i, name in enumerate(spec.channels):
             if name not in types:
-                message = f"unknown channel {name!r}; defined in {folder / CHANNELS_FILE}: {defined}"
+                message = f"unknown channel {show(name)}; defined in {folder / CHANNELS_FILE}: {defined}"
                 scan.add(resolved, f"channels[{i}]", message)
             elif types[name] == "coupon" and spec.coupon is None:
                 message = (
