@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dmp.cli.common import DateOpt, FromOpt, LakeOpt, SegmentsDirOpt, ToOpt
@@ -51,19 +52,26 @@ def register(app: typer.Typer) -> None:
         dest: Annotated[
             str, typer.Option("--dest", help="Local folder holding current.csv and the pull state.")
         ],
+        run_date: Annotated[
+            str | None,
+            typer.Option(
+                "--run-date", help="Bring the copy to this delivery (YYYY-MM-DD) instead of the latest."
+            ),
+        ] = None,
         segments: SegmentsDirOpt = "segments",
     ) -> None:
         """Fetch the latest complete delivery, verify every checksum, apply it to DEST/current.csv."""
         from dmp.delivery.pull import pull_channel
 
-        res = pull_channel(segments, channel, segment, dest)
+        res = pull_channel(segments, channel, segment, dest, run_date)
+        where = f"{channel}/{segment}"  # both checked against [a-z0-9_]+ by pull_channel
         if res.up_to_date:
             Console().print(
-                f"[green]up to date[/] with {channel}/{segment}/{res.run_date}: {res.rows} rows in {res.path}"
+                f"[green]up to date[/] with {where}/{res.run_date}: {res.rows} rows in {escape(res.path)}"
             )
         else:
             Console().print(
-                f"[green]applied[/] {', '.join(res.applied)} from {channel}/{segment}: {res.rows} rows in {res.path}"
+                f"[green]applied[/] {', '.join(res.applied)} from {where}: {res.rows} rows in {escape(res.path)}"
             )
 
 
@@ -77,14 +85,15 @@ def _print_results(results: list[DeliveryResult]) -> None:
     for r in results:
         counts = r.counts or {}
         rate = counts.get("match_rate")
+        # Cells are rich markup: escape what comes from specs, paths and error messages.
         table.add_row(
             str(r.run_date),
-            r.segment,
-            r.channel,
+            escape(r.segment),
+            escape(r.channel),
             r.status,
             r.mode,
             str(counts.get("delivered_rows", "")),
             "" if rate is None else f"{rate:.1%}",
-            r.path + (f"\n{r.message}" if r.message else ""),
+            escape(r.path + (f"\n{r.message}" if r.message else "")),
         )
     Console().print(table)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,13 @@ SETTINGS: dict[str, Setting] = {
     # Quality gates
     "expectations_dir": Setting(
         "DMP_EXPECTATIONS_DIR", "", "GX suites instead of the packaged ones", path=True
+    ),
+    # The CLI: where a command that fails unexpectedly writes its full traceback (one line on stderr)
+    "log_dir": Setting(
+        "DMP_LOG_DIR",
+        lambda: os.path.join(tempfile.gettempdir(), "dmp-logs"),
+        "folder for the tracebacks of commands that crash",
+        path=True,
     ),
 }
 

@@ -162,9 +162,14 @@ def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
 
 def parse_manifest(data: bytes, where: str) -> dict[str, Any]:
     try:
-        return json.loads(data)
+        value = json.loads(data)
     except json.JSONDecodeError as exc:
         raise DmpError(f"{where}: not valid JSON ({exc})") from None
+    except (RecursionError, ValueError) as exc:  # nested too deep; a number too long; not UTF-8
+        raise DmpError(f"{where}: not a readable JSON manifest ({type(exc).__name__})") from None
+    if not isinstance(value, dict):
+        raise DmpError(f"{where}: expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 def content_fingerprint(manifest: Mapping[str, Any]) -> tuple[object, ...]:

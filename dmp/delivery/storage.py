@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
+from dmp.contracts.channels import normalise_destination
 from dmp.contracts.errors import DmpError
 from dmp.contracts.settings import env_setting
 
@@ -34,7 +35,9 @@ class ObjectStore(Protocol):
 
     def put(self, key: str, data: bytes) -> None: ...
 
-    def get(self, key: str) -> bytes: ...
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        """The object's bytes; with ``max_bytes``, at most ``max_bytes + 1`` of them (so "too big" shows)."""
+        ...
 
     def exists(self, key: str) -> bool: ...
 
@@ -51,6 +54,24 @@ def _join(*parts: str) -> str:
     return "/".join(p.strip("/") for p in parts if p.strip("/"))
 
 
+def checked_key(url: str, key: str, *, listing: bool = False) -> str:
+    """``key`` when it is a relative path of plain names; a key that could leave the store is refused.
+
+    Keys are built from validated channel / segment / date names and manifest paths; this is the
+    last line of defence, so a ``..`` from anywhere never reaches the filesystem or the bucket.
+    ``listing``: a list prefix may also be ``""``, the whole store.
+    """
+    if listing and key == "":
+        return key
+    parts = key.split("/")
+    if key.startswith("/") or "\x00" in key or any(p in ("", ".", "..") for p in parts):
+        shown = key if len(key) <= 80 else key[:77] + "..."
+        raise DmpError(
+            f"{url}: refusing object key {shown!r}: keys are relative paths without '', '.' or '..' parts"
+        )
+    return key
+
+
 @dataclass
 class FileStore:
     """A destination folder on a local or mounted filesystem; writes are atomic (tmp + rename)."""
@@ -58,8 +79,8 @@ class FileStore:
     root: Path
     url: str
 
-    def _path(self, key: str) -> Path:
-        return self.root / key
+    def _path(self, key: str, *, listing: bool = False) -> Path:
+        return self.root / checked_key(self.url, key, listing=listing)
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -68,11 +89,15 @@ class FileStore:
         tmp.write_bytes(data)
         os.replace(tmp, path)
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        path = self._path(key)
         try:
-            return self._path(key).read_bytes()
+            with path.open("rb") as fh:
+                return fh.read() if max_bytes is None else fh.read(max_bytes + 1)
         except FileNotFoundError:
             raise DmpError(f"{self.url}/{key}: not found") from None
+        except OSError as exc:  # a folder where a file belongs, no permission
+            raise DmpError(f"{self.url}/{key}: cannot read ({exc.strerror or type(exc).__name__})") from None
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -82,7 +107,7 @@ class FileStore:
         return sha256_hex(path.read_bytes()) if path.is_file() else None
 
     def list_keys(self, prefix: str) -> list[str]:
-        base = self._path(prefix)
+        base = self._path(prefix, listing=True)
         if not base.is_dir():
             return []
         return sorted(
@@ -92,7 +117,7 @@ class FileStore:
         )
 
     def list_dirs(self, prefix: str) -> list[str]:
-        base = self._path(prefix)
+        base = self._path(prefix, listing=True)
         if not base.is_dir():
             return []
         return sorted(p.name for p in base.iterdir() if p.is_dir())
@@ -169,8 +194,8 @@ class S3Store:
             max_concurrency=4,
         )
 
-    def _key(self, key: str) -> str:
-        return _join(self.prefix, key)
+    def _key(self, key: str, *, listing: bool = False) -> str:
+        return _join(self.prefix, checked_key(self.url, key, listing=listing))
 
     def _wrap(self, exc: Exception, action: str, key: str) -> DmpError:
         from botocore.exceptions import ClientError
@@ -181,37 +206,56 @@ class S3Store:
                 return DmpError(
                     f"s3://{self.bucket}: bucket does not exist (create it or fix the channel destination)"
                 )
-            return DmpError(f"{action} s3://{self.bucket}/{self._key(key)} failed: {code}")
+            return DmpError(f"{action} s3://{self.bucket}/{_join(self.prefix, key)} failed: {code}")
         # Connection errors etc.: the class name and message carry no credentials.
         return DmpError(
-            f"{action} s3://{self.bucket}/{self._key(key)} failed after retries: {type(exc).__name__}: {exc}"
+            f"{action} s3://{self.bucket}/{_join(self.prefix, key)} failed after retries: "
+            f"{type(exc).__name__}: {exc}"
         )
 
     def put(self, key: str, data: bytes) -> None:
+        full_key = self._key(key)
         try:
             self.client.upload_fileobj(
                 io.BytesIO(data),
                 self.bucket,
-                self._key(key),
+                full_key,
                 ExtraArgs={"Metadata": {"sha256": sha256_hex(data)}},
                 Config=self.transfer,
             )
         except Exception as exc:  # noqa: BLE001 - boto3 raises botocore and s3transfer errors
             raise self._wrap(exc, "upload", key) from exc
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        full_key = self._key(key)
         try:
+            if max_bytes is not None:
+                # One ranged GET: an object larger than expected is never downloaded whole.
+                return self._get_range(full_key, max_bytes + 1)
             buf = io.BytesIO()
-            self.client.download_fileobj(self.bucket, self._key(key), buf, Config=self.transfer)
+            self.client.download_fileobj(self.bucket, full_key, buf, Config=self.transfer)
             return buf.getvalue()
         except Exception as exc:  # noqa: BLE001
             raise self._wrap(exc, "download", key) from exc
 
-    def _head(self, key: str) -> dict[str, Any] | None:
+    def _get_range(self, full_key: str, length: int) -> bytes:
         from botocore.exceptions import ClientError
 
         try:
-            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            resp = self.client.get_object(Bucket=self.bucket, Key=full_key, Range=f"bytes=0-{length - 1}")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":  # an empty object
+                return b""
+            raise
+        with resp["Body"] as body:
+            return body.read(length)
+
+    def _head(self, key: str) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        full_key = self._key(key)
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=full_key)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
@@ -227,7 +271,7 @@ class S3Store:
         return None if head is None else head.get("Metadata", {}).get("sha256")
 
     def _list(self, prefix: str, delimiter: str | None) -> tuple[list[str], list[str]]:
-        base = _join(self.prefix, prefix) + "/"
+        base = self._key(prefix, listing=True) + "/"
         keys: list[str] = []
         dirs: list[str] = []
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": base}
@@ -249,19 +293,23 @@ class S3Store:
         return self._list(prefix, "/")[1]
 
     def delete(self, key: str) -> None:
+        full_key = self._key(key)
         try:
-            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+            self.client.delete_object(Bucket=self.bucket, Key=full_key)
         except Exception as exc:  # noqa: BLE001
             raise self._wrap(exc, "delete", key) from exc
 
 
 def open_store(url: str) -> ObjectStore:
-    """The store for a channel destination URL (``s3://bucket/prefix`` or ``file:///abs/path``)."""
+    """The store for a channel destination URL (``s3://bucket/prefix`` or ``file:///abs/path``).
+
+    The URL is normalised and checked the way channels.yaml destinations are (no ``..``); the
+    message does not repeat it, since it may hold an expanded environment variable.
+    """
+    try:
+        url = normalise_destination(url)
+    except ValueError as exc:
+        raise DmpError(f"destination refused: {exc}") from None
     if url.startswith("s3://"):
         return S3Store(url)
-    if url.startswith("file://"):
-        path = Path(unquote(urlparse(url).path))
-        if not path.is_absolute():
-            raise DmpError(f"{url}: file destinations need an absolute path (file:///abs/path)")
-        return FileStore(root=path, url=url.rstrip("/"))
-    raise DmpError(f"{url}: unsupported destination (expected s3://bucket/prefix or file:///absolute/path)")
+    return FileStore(root=Path(unquote(urlparse(url).path)), url=url)

@@ -178,3 +178,17 @@ def test_fingerprint_ignores_table_versions_but_not_content() -> None:
         match_counts(),
     )
     assert not same_content(rebased, moved)  # same files, diffed against a rewritten previous day
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"[" * 100_000, "m.json: not a readable JSON manifest (RecursionError)"),
+        (b'{"rows": 1' + b"0" * 5000 + b"}", "m.json: not a readable JSON manifest (ValueError)"),
+        (b"[1, 2]", "m.json: expected a JSON object, got list"),
+    ],
+)
+def test_unreadable_manifests_are_one_line_errors(data: bytes, message: str) -> None:
+    with pytest.raises(DmpError) as err:
+        parse_manifest(data, "m.json")
+    assert str(err.value) == message
