@@ -6,6 +6,10 @@ oaid trimmed + lower-cased; idfa trimmed + upper-cased in 8-4-4-4-12 form; user_
 are lower-case hex. A value that cannot be normalised gets ``norm_value = null`` and an
 ``invalid_reason``; it is counted as unmatched and never delivered (raw or otherwise).
 
+The platform profiles (``dmp/delivery/profiles/``) add their own rules on top of these (Google's
+gmail dots, Meta's phone digits without ``+``, Tencent's IMEI form) as plain functions below; this
+module imports pyspark only inside the Spark functions, so the plain half runs without Spark.
+
 Spark column expressions do everything except phone parsing, which needs ``phonenumbers``: that one
 runs as a vectorised (Arrow) pandas UDF over the phone rows only.
 """
@@ -14,12 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import phonenumbers
-from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, StructField, StructType
+
+if TYPE_CHECKING:  # pyspark is imported lazily: the plain-Python half runs in `dmp pull` without Spark
+    from pyspark.sql import Column, DataFrame
+    from pyspark.sql.types import StructType
 
 DEFAULT_REGION = "CN"
 PHONE_FORMATS = ("e164", "cn11")
@@ -30,6 +36,7 @@ INVALID_EMAIL = "invalid_email"
 INVALID_PHONE = "invalid_phone"
 PHONE_NOT_CN = "phone_not_cn"
 INVALID_IDFA = "invalid_idfa"
+INVALID_IMEI = "invalid_imei"  # platform profiles only: not 14/15 characters of 0-9a-f
 ZERO_DEVICE_ID = "zero_device_id"  # limit-ad-tracking devices report an all-zero IDFA/OAID
 NO_ID = "no_id"  # the user has no id of any type the channel accepts
 
@@ -105,14 +112,70 @@ def hash_value(value: str, algo: str) -> str:
     raise ValueError(f"hash must be md5, sha256 or none, got {algo!r}")
 
 
+# ------------------------------------------- plain Python: platform rules (dmp/delivery/profiles/)
+# Each takes a raw (or already normalised) value and returns (value, None) or (None, reason), like
+# normalise_value: applied to normalise_value's own output they return the same value again, so a
+# caller may pass what Spark's with_normalised_id produced or the raw value.
+
+_IMEI = re.compile(r"^[0-9a-f]{14,15}$")  # 15 IMEI digits, or the 14 hex digits of a MEID
+_GMAIL_DOMAINS = ("gmail.com", "googlemail.com")
+
+
+def normalise_imei_strict(raw: str | None) -> tuple[str | None, str | None]:
+    """Tencent's IMEI form: trimmed, lower-case, 14 or 15 characters of ``0-9a-f``, not all zero.
+
+    Tencent's HASH_IMEI example hashes the 14-character MEID ``a000002c9060f7``; anything else
+    (a serial number, a MAC address pasted into the IMEI column) cannot match and is dropped.
+    """
+    value, reason = normalise_value("imei", raw)
+    if value is None:
+        return None, reason
+    if not _IMEI.match(value):
+        return None, INVALID_IMEI
+    return (None, ZERO_DEVICE_ID) if _ZERO_ID.match(value) else (value, None)
+
+
+def normalise_email_google(raw: str | None) -> tuple[str | None, str | None]:
+    """Google Customer Match: trimmed, lower-case, dots removed before ``@gmail.com`` / ``@googlemail.com``.
+
+    Gmail ignores dots in the local part, so ``jane.doe@`` and ``janedoe@`` are one mailbox and must
+    hash alike. A ``+suffix`` is kept: Google's own normalisation sample keeps it, and dropping it
+    would merge addresses for providers where ``+`` is significant.
+    """
+    value, reason = normalise_value("email", raw)
+    if value is None:
+        return None, reason
+    local, _, domain = value.rpartition("@")
+    if domain in _GMAIL_DOMAINS:
+        local = local.replace(".", "")
+        if not local:
+            return None, INVALID_EMAIL
+    return f"{local}@{domain}", None
+
+
+def normalise_phone_digits(raw: str | None, region: str = DEFAULT_REGION) -> tuple[str | None, str | None]:
+    """Meta's phone form: country code and national number as digits, no ``+`` (``8613800138000``).
+
+    Parsed with ``phonenumbers`` like every other phone form, so a number that is not valid for its
+    country (``+0000000000``, too short) is dropped, never hashed.
+    """
+    value, reason = normalise_phone_reason(raw, "e164", region)
+    return (value.lstrip("+"), None) if value is not None else (None, reason)
+
+
 # ---------------------------------------------------------------- Spark
 
 
-_PHONE_RESULT = StructType([StructField("value", StringType()), StructField("reason", StringType())])
+def _phone_result() -> StructType:
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    return StructType([StructField("value", StringType()), StructField("reason", StringType())])
 
 
 def _phone_udf(phone_format: str):  # noqa: ANN202 - returns a pandas_udf
-    @F.pandas_udf(_PHONE_RESULT)
+    from pyspark.sql import functions as F
+
+    @F.pandas_udf(_phone_result())
     def normalise_phones(raw: pd.Series) -> pd.DataFrame:
         # The same raw string often repeats (shared family phones, re-sent files): parse each once.
         parsed = {v: normalise_phone_reason(v, phone_format) for v in pd.unique(raw.dropna())}
@@ -124,6 +187,8 @@ def _phone_udf(phone_format: str):  # noqa: ANN202 - returns a pandas_udf
 
 def _normalised_expr(id_type: Column, raw: Column) -> tuple[Column, Column]:
     """(value, reason) column expressions for every id type except phone."""
+    from pyspark.sql import functions as F
+
     # Python's str.strip() semantics (incl. the ideographic space U+3000 common in CJK input).
     trimmed = F.regexp_replace(raw, r"(?U)^\s+|\s+$", "")
     lower = F.lower(trimmed)
@@ -157,6 +222,8 @@ def with_normalised_id(ids_df: DataFrame, phone_format: str = "e164") -> DataFra
     Exactly one of the two is non-null per row. Phone rows go through the phonenumbers UDF; the
     rest are column expressions, so the UDF never sees device ids or emails.
     """
+    from pyspark.sql import functions as F
+
     if phone_format not in PHONE_FORMATS:
         raise ValueError(f"phone_format must be one of {PHONE_FORMATS}, got {phone_format!r}")
     is_phone = F.col("id_type") == "phone"
@@ -175,6 +242,8 @@ def with_normalised_id(ids_df: DataFrame, phone_format: str = "e164") -> DataFra
 
 def hash_col(value: Column, algo: str) -> Column:
     """Lower-case hex digest (Spark's md5/sha2 already return lower-case hex)."""
+    from pyspark.sql import functions as F
+
     if algo == "md5":
         return F.md5(value)
     if algo == "sha256":
@@ -186,6 +255,8 @@ def hash_col(value: Column, algo: str) -> Column:
 
 def user_key_col(id_type: Column, value: Column, hashes: dict[str, str]) -> Column:
     """Hash ``value`` with the algorithm the channel configured for its id type."""
+    from pyspark.sql import functions as F
+
     expr: Column | None = None
     for typ, algo in hashes.items():
         branch = hash_col(value, algo)
