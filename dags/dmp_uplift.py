@@ -17,11 +17,21 @@ DOC = """
 
 Daily. `find_due` (light, no Spark) reads `ops/deliveries` and `gold/uplift_results` with delta-rs
 (no JVM) and the specs' windows, and returns every (segment, run_date) that was delivered, whose
-attribution window (run_date+1 … run_date+N, N = the spec's `window_days`, else 14) ended on or
-before the run's date **and** on or before the last day aggregated into `silver/user_daily` (so
-outcomes are never evaluated on incomplete data), and that has not been evaluated yet
-(`params.reevaluate` redoes them). `evaluate` is mapped over them:
-`jobs/evaluate.py --segment S --run-date D` writes `gold/uplift_results` and the report.
+attribution window (run_date+1 … run_date+N, N = the spec's `attribution_days`, default 14; never
+its look-back `window_days`) ended on or before the run's date **and** on or before the last day
+aggregated into `silver/user_daily` (so outcomes are never evaluated on incomplete data), and that
+has not been evaluated yet
+(`params.reevaluate` redoes them).
+
+`evaluate` is mapped over the **run dates** of those packs, one task each: the packs of one run
+date are read together, so their p-values are Holm-adjusted across them (docs/uplift-trust.md).
+A run date's batch also holds its packs evaluated on earlier days (a longer attribution window
+closes later): they are evaluated again, so every report of that date is adjusted for the same
+packs. `jobs/evaluate.py --segment S1 --segment S2 … --run-date D` (each pack over its spec's
+`attribution_days`) writes `gold/uplift_results` and the reports, under the lake's report root
+`<lake>/reports/<segment>/<run_date>/` (local or `s3://`, `dmp.steps.report_store`): nothing
+depends on the Spark driver's working directory, which on a cluster is a container that goes away.
+Different run dates write different partitions, so their tasks run at once.
 """
 
 
@@ -56,30 +66,33 @@ def dmp_uplift() -> None:
         as_of = min(as_of, date.fromisoformat(aggregated[-1]))
         windows = {i.name: i.attribution_days for i in map(spec_info, list_specs(setting("segments")))}
         deliveries = delta_rows(tables.table_path(lake, tables.DELIVERIES))
-        evaluated = (
-            []
-            if params.get("reevaluate")
-            else [
-                (r["segment"], str(r["run_date"]))
-                for r in delta_rows(tables.table_path(lake, tables.UPLIFT_RESULTS), ["segment", "run_date"])
-            ]
+        done = [
+            (str(r["segment"]), str(r["run_date"]))
+            for r in delta_rows(tables.table_path(lake, tables.UPLIFT_RESULTS), ["segment", "run_date"])
+        ]
+        due = due_evaluations(deliveries, windows, as_of, [] if params.get("reevaluate") else done)
+        # One batch per run date: its due packs and the ones already evaluated (Holm reads them together).
+        batches: dict[str, set[str]] = {}
+        for item in due:
+            batches.setdefault(item["run_date"], set()).add(item["segment"])
+        for segment, run_date in done:
+            if run_date in batches:
+                batches[run_date].add(segment)
+        items = [
+            {"run_date": day, "segments": ",".join(sorted(segs))} for day, segs in sorted(batches.items())
+        ]
+        print(
+            f"as of {as_of}: {len(deliveries)} delivery rows, {len(due)} evaluations due: {due}; batches {items}"
         )
-        due = due_evaluations(deliveries, windows, as_of, evaluated)
-        print(f"as of {as_of}: {len(deliveries)} delivery rows, {len(due)} evaluations due: {due}")
-        return due
+        return items
 
     @task(execution_timeout=timedelta(hours=1), map_index_template="{{ dmp_label }}")
     def evaluate(item: dict[str, str]) -> dict[str, str]:
-        get_current_context()["dmp_label"] = f"{item['segment']} {item['run_date']}"  # type: ignore[typeddict-unknown-key]
-        args = ["--lake", setting("lake"), "--segments", setting("segments")]
-        args += [
-            "--segment",
-            item["segment"],
-            "--run-date",
-            item["run_date"],
-            "--window-days",
-            item["window_days"],
-        ]
+        segments = item["segments"].split(",")
+        get_current_context()["dmp_label"] = f"{item['run_date']}: {', '.join(segments)}"  # type: ignore[typeddict-unknown-key]
+        args = ["--lake", setting("lake"), "--segments", setting("segments"), "--run-date", item["run_date"]]
+        for segment in segments:
+            args += ["--segment", segment]
         run_spark_job("evaluate", args)
         return item
 

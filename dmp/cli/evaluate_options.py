@@ -7,13 +7,36 @@ from typing import Annotated
 import typer
 
 # pack mode
-SegmentOpt = Annotated[str | None, typer.Option("--segment", help="Segment whose pack to evaluate.")]
+SegmentOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--segment",
+        help="Segment whose pack to evaluate; repeat it to read several packs of the run date together "
+        "(their p-values are Holm-adjusted across them).",
+    ),
+]
 RunDateOpt = Annotated[str | None, typer.Option("--run-date", help="The pack's run date R (YYYY-MM-DD).")]
 WindowDaysOpt = Annotated[
-    int, typer.Option("--window-days", help="Attribution window: days R+1 … R+N after the run date.")
+    int | None,
+    typer.Option(
+        "--window-days",
+        help="Attribution window N: days R+1 … R+N after the run date (default: the spec's attribution_days).",
+    ),
+]
+PrePeriodDaysOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--pre-period-days",
+        help="Pre-period P: days R-P+1 … R before the run date, for the balance check and CUPED "
+        "(default: the attribution window).",
+    ),
 ]
 OutOpt = Annotated[
-    str | None, typer.Option("--out", help="Report folder (default <lake>/../reports/<segment>/<run_date>).")
+    str | None,
+    typer.Option(
+        "--out",
+        help="Report folder or s3:// prefix (default <lake>/reports/<segment>/<run_date>, next to the data).",
+    ),
 ]
 AllowOpenWindowOpt = Annotated[
     bool, typer.Option("--allow-open-window", help="Evaluate before the data reaches R+N (interim look).")
@@ -32,6 +55,14 @@ PreOutcomeColOpt = Annotated[
     typer.Option(
         "--pre-outcome-col",
         help="[--input] 0/1 conversion before the campaign: balance check and adjusted uplift.",
+    ),
+]
+ExpectedHoldoutShareOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--expected-holdout-share",
+        help="[--input] the holdout share the design asked for (e.g. 0.1): the sample-ratio check. "
+        "Packs take their spec's holdout.",
     ),
 ]
 TreatmentValueOpt = Annotated[

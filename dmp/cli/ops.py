@@ -22,6 +22,7 @@ from dmp.contracts.errors import DmpError
 from dmp.contracts.settings import source_checkout
 from dmp.contracts.status import latest_attempts
 from dmp.orchestration.deltaread import delta_count, delta_partition_values, delta_rows
+from dmp.steps.report_store import find_reports
 
 
 def register(app: typer.Typer) -> None:
@@ -93,13 +94,19 @@ def _local_path(url: str) -> Path | None:
 
 
 def _manifest(path: str) -> dict[str, Any]:
+    """A delivery's manifest.json, local or on S3; {} when it cannot be read (shown as "-")."""
+    from dmp.delivery.storage import open_store
+
     local = _local_path(path)
-    if local is None or not local.is_file():
-        return {}
     try:
-        return json.loads(local.read_text())
-    except (OSError, ValueError):
+        if local is not None:
+            return json.loads(local.read_text()) if local.is_file() else {}
+        if path.startswith("s3://"):
+            folder, name = path.rsplit("/", 1)
+            return json.loads(open_store(folder).get(name))
+    except (OSError, ValueError, DmpError):
         return {}
+    return {}
 
 
 def collect_summary(lake: str) -> dict[str, Any]:
@@ -191,7 +198,9 @@ def _deliveries(lake: str) -> list[dict[str, Any]]:
 
 
 def _uplift(lake: str) -> list[dict[str, Any]]:
-    """One entry per evaluated (segment, run_date): metric -> (value, ci_low, ci_high), the report."""
+    """One entry per evaluated (segment, run_date): metric -> (value, ci_low, ci_high), its
+    report.html under the lake's report root (a path or an ``s3://`` URL; None if there is none),
+    and ``holm`` / ``verdict`` read across every pack of its run date (:func:`with_holm`)."""
     uplift: dict[tuple[str, str], dict[str, Any]] = {}
     for row in delta_rows(tables.table_path(lake, tables.UPLIFT_RESULTS)):
         key = (str(row["segment"]), str(row["run_date"]))
@@ -205,11 +214,49 @@ def _uplift(lake: str) -> list[dict[str, Any]]:
             },
         )
         entry[str(row["metric"])] = (row.get("value"), row.get("ci_low"), row.get("ci_high"))
-    reports_root = (_local_path(lake) or Path("reports")).parent / "reports"
-    for (segment, run_date), entry in uplift.items():
-        report = reports_root / segment / run_date / "report.html"
-        entry["report"] = str(report) if report.is_file() else None
-    return [uplift[k] for k in sorted(uplift)]
+    reports = find_reports(lake) if uplift else {}
+    for key, entry in uplift.items():
+        entry["report"] = reports.get(key)
+    return with_holm([uplift[k] for k in sorted(uplift)])
+
+
+def _value(entry: dict[str, Any], metric: str) -> Any:
+    return (entry.get(metric) or (None,))[0]
+
+
+def with_holm(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each entry with ``holm`` (its p-value Holm-adjusted across the packs of its run date, and that
+    family's size) and a one-line ``verdict`` that uses it.
+
+    Read-time, from the p-value rows alone, so the family is every pack of the run date in the
+    table, whichever order or batches they were evaluated in; lakes written before the adjustment
+    existed get it too. A pack whose sample ratio check failed is flagged first: its numbers are
+    not to be trusted.
+    """
+    from dmp.stats.intervals import ALPHA
+    from dmp.stats.multiple import HOLM_METHOD, holm_by_group, holm_clause
+    from dmp.stats.srm import SRM_ALPHA
+
+    adjusted = holm_by_group([e["run_date"] for e in entries], [_value(e, "p_value") for e in entries])
+    out = []
+    for entry, (p_holm, family) in zip(entries, adjusted, strict=True):
+        value, low, high = entry.get("uplift_abs") or (None, None, None)
+        if value is None or low is None or high is None:
+            effect = "no estimate"
+        elif low > 0 or high < 0:
+            effect = f"{'raised' if low > 0 else 'lowered'} conversion by {value * 100:+.2f} points"
+        else:
+            effect = "no effect detected"
+        significant = low is not None and high is not None and (low > 0 or high < 0)
+        verdict = effect
+        if p_holm is not None and family > 1:
+            verdict += f"; {holm_clause(p_holm, family, ALPHA, significant)}"
+        srm = _value(entry, "srm_p_value")
+        if srm is not None and srm < SRM_ALPHA:
+            verdict = f"SAMPLE RATIO MISMATCH (p = {srm:.3g}): not to be trusted; {verdict}"
+        holm = {"p_value": p_holm, "family_size": family, "method": HOLM_METHOD}
+        out.append({**entry, "holm": holm, "verdict": verdict})
+    return out
 
 
 def _fmt_interval(metric: tuple[Any, Any, Any] | None) -> str:
@@ -221,6 +268,10 @@ def _fmt_interval(metric: tuple[Any, Any, Any] | None) -> str:
 
 def _fmt_rate(value: Any) -> str:
     return "-" if value is None else f"{float(value):.1%}"
+
+
+def _fmt_p(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.3g}"
 
 
 def summary_cmd(lake: LakeOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
@@ -275,18 +326,26 @@ def summary_cmd(lake: LakeOpt = None, as_json: Annotated[bool, typer.Option("--j
         )  # fmt: skip
     console.print(deliveries)
 
-    uplift = Table(title="uplift (gold/uplift_results)")
-    columns = ("segment", "run_date", "n treat / hold", "uplift (abs, 95% CI)", "p-value",
-               "gap before (p)", "adjusted for it (95% CI)", "report")  # fmt: skip
+    uplift = Table(
+        title="uplift (gold/uplift_results; p-values Holm-adjusted across the packs of each run date)"
+    )
+    columns = ("segment", "run_date", "n treat / hold", "uplift (abs, 95% CI)", "p-value", "p (Holm)",
+               "SRM p", "gap before (p)", "adjusted for it (95% CI)", "CUPED (95% CI)", "cost", "ROI (95% CI)",
+               "verdict", "report")  # fmt: skip
     for col in columns:
         uplift.add_column(col, overflow="fold")
     for u in data["uplift"]:
-        p_value = (u.get("p_value") or (None,))[0]
-        gap, pre_p = (u.get("pre_diff_abs") or (None,))[0], (u.get("pre_p_value") or (None,))[0]
+        gap, pre_p = _value(u, "pre_diff_abs"), _value(u, "pre_p_value")
+        holm = u["holm"]
+        cost = _value(u, "cost")
         uplift.add_row(
             u["segment"], u["run_date"], f"{u['n_treatment']} / {u['n_holdout']}",
-            _fmt_interval(u.get("uplift_abs")), "-" if p_value is None else f"{p_value:.3g}",
+            _fmt_interval(u.get("uplift_abs")), _fmt_p(_value(u, "p_value")),
+            "-" if holm["p_value"] is None else f"{holm['p_value']:.3g} ({holm['family_size']} packs)",
+            _fmt_p(_value(u, "srm_p_value")),
             "-" if gap is None or pre_p is None else f"{gap:+.2%} ({pre_p:.3g})",
-            _fmt_interval(u.get("uplift_abs_adjusted")), str(u["report"] or "-"),
+            _fmt_interval(u.get("uplift_abs_adjusted")), _fmt_interval(u.get("uplift_abs_cuped")),
+            "-" if cost is None else f"{cost:,.2f}", _fmt_interval(u.get("roi")),
+            u["verdict"], str(u["report"] or "-"),
         )  # fmt: skip
     console.print(uplift)

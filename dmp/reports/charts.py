@@ -15,11 +15,13 @@ if TYPE_CHECKING:
 
     from matplotlib.figure import Figure
 
-# One palette for every report: the subject, the comparison, a reference line, the ideal.
+# One palette for every report: the subject, the comparison, a reference line, the ideal, and
+# the always-valid band of daily looks.
 PRIMARY = "#2b6cb0"
 MUTED = "#a0aec0"
 REFERENCE = "#718096"
 IDEAL = "#38a169"
+ALWAYS_VALID = "#dd6b20"  # the confidence sequence: the band you may read every day
 DPI = 100
 
 

@@ -1,15 +1,22 @@
-"""report.json + a self-contained report.html (charts as base64 PNGs) for one uplift evaluation."""
+"""report.json + a self-contained report.html (charts as base64 PNGs) for one uplift evaluation.
+
+Sections (each only when computed): the verdict and warnings (a sample ratio mismatch first), the
+context, the headline metrics, the trust checks (sample ratio, Holm across the run date's packs),
+the pre-period (balance check, adjusted uplift, CUPED beside the plain estimate), cost and ROI,
+the ranking metrics, the charts (the daily uplift with its fixed interval and its always-valid
+band) and the methods. docs/uplift.md says what each number means.
+"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from dmp.reports import html as h
-from dmp.reports.charts import IDEAL, MUTED, PRIMARY, REFERENCE, png_base64, pyplot
+from dmp.reports.charts import ALWAYS_VALID, IDEAL, MUTED, PRIMARY, REFERENCE, png_base64, pyplot
 from dmp.reports.numbers import interval, num, pct, pts
 from dmp.stats import uplift
 from dmp.stats.qini import experiment_arrays
@@ -24,6 +31,7 @@ CONTEXT_KEYS = (
     "channel",
     "window_days",
     "window",
+    "pre_period_days",
     "pre_window",
     "scope",
     "input",
@@ -31,19 +39,15 @@ CONTEXT_KEYS = (
 )
 
 
-def write_report(out_dir: str | Path, report: Report, frame: pd.DataFrame | None = None) -> tuple[Path, Path]:
-    """Write ``report.json`` and ``report.html`` into ``out_dir``; returns their paths.
+def report_files(report: Report, frame: pd.DataFrame | None = None) -> tuple[bytes, bytes]:
+    """(report.json, report.html) as bytes: :mod:`dmp.steps.report_store` names and stores them
+    (a local folder or S3).
 
     ``frame`` is the per-user experiment table (group, converted[, score]); with a score it adds
     the Qini chart.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    json_path = out / "report.json"
-    json_path.write_text(json.dumps(report, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
-    html_path = out / "report.html"
-    html_path.write_text(render_html(report, frame), encoding="utf-8")
-    return json_path, html_path
+    body = json.dumps(report, indent=2, sort_keys=False, default=str) + "\n"
+    return body.encode("utf-8"), render_html(report, frame).encode("utf-8")
 
 
 # ------------------------------------------------------------------------------------------
@@ -74,22 +78,39 @@ def rates_chart(report: Report) -> str:
     return png_base64(fig)
 
 
+def _band(rows: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) in points of each day's interval ``key`` (NaN where a day has none)."""
+
+    def end(pair: list[float | None] | None, i: int) -> float:
+        value = pair[i] if pair else None
+        return np.nan if value is None else value * 100
+
+    return np.array([end(r.get(key), 0) for r in rows]), np.array([end(r.get(key), 1) for r in rows])
+
+
 def cumulative_chart(report: Report) -> str:
-    """Uplift by day of the attribution window, with its interval as a band."""
+    """Uplift by day of the attribution window: the fixed 95% interval (read once, at the end) and
+    the always-valid band (``uplift_abs_cs``, read any day)."""
     plt = pyplot()
     rows = report["cumulative_uplift"]
     days = [r["day"] for r in rows]
-    up = np.array([r["uplift_abs"] * 100 for r in rows])
-    low = np.array([(r["ci"][0] if r["ci"][0] is not None else np.nan) * 100 for r in rows])
-    high = np.array([(r["ci"][1] if r["ci"][1] is not None else np.nan) * 100 for r in rows])
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.fill_between(days, low, high, alpha=0.25, color=PRIMARY, label="95% CI")
+    up = np.array([np.nan if r["uplift_abs"] is None else r["uplift_abs"] * 100 for r in rows])
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    cs_low, cs_high = _band(rows, "uplift_abs_cs")
+    if np.isfinite(cs_low).any():
+        ax.fill_between(
+            days, cs_low, cs_high, alpha=0.15, color=ALWAYS_VALID, label="always-valid 95% band (daily looks)"
+        )
+        ax.plot(days, cs_low, color=ALWAYS_VALID, linewidth=0.8, linestyle="--")
+        ax.plot(days, cs_high, color=ALWAYS_VALID, linewidth=0.8, linestyle="--")
+    low, high = _band(rows, "ci")
+    ax.fill_between(days, low, high, alpha=0.25, color=PRIMARY, label="95% CI (one look, at the end)")
     ax.plot(days, up, marker="o", color=PRIMARY, label="uplift")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xlabel("day after the run date")
     ax.set_ylabel("uplift (points)")
     ax.set_title("Cumulative uplift over the window")
-    ax.legend(loc="best")
+    ax.legend(loc="best", fontsize="small")
     return png_base64(fig)
 
 
@@ -161,6 +182,7 @@ def headline_rows(report: Report) -> list[MetricRow]:
             interval(report.get("uplift_rel_ci", [None, None]), _pct1),
         ),
         ("p-value (two-proportion z-test)", num(report["p_value"], 4), ""),
+        *_holm_rows(report),
         (
             "Incremental conversions",
             num(report["incremental_conversions"]),
@@ -174,6 +196,102 @@ def headline_rows(report: Report) -> list[MetricRow]:
         ),
         ("Minimum detectable effect (80% power)", pts(report["mde"]).lstrip("+"), ""),
     ]
+
+
+def _holm_rows(report: Report) -> list[MetricRow]:
+    """The Holm-adjusted p-value, when several packs of the run date were read together."""
+    family = (report.get("multiple_testing") or {}).get("family_size") or 0
+    if report.get("p_value_holm") is None or family < 2:
+        return []
+    return [
+        (f"p-value adjusted for {family} packs of this run date (Holm)", num(report["p_value_holm"], 4), "")
+    ]
+
+
+def trust_rows(report: Report) -> list[MetricRow]:
+    """The sample ratio check: the holdout's share against the design's, chi-square and p-value."""
+    if "observed_holdout_share" not in report:
+        return []
+    observed, expected = report.get("observed_holdout_share"), report.get("expected_holdout_share")
+    if report.get("srm_p_value") is None:
+        return [("Holdout share (observed)", pct(observed), report.get("srm_note") or "")]
+    verdict = "MISMATCH: assignment or delivery is broken" if report.get("srm_mismatch") else "as designed"
+    return [
+        ("Holdout share (observed / design)", f"{pct(observed)} / {pct(expected)}", ""),
+        (
+            "Sample ratio check (chi-square, p-value)",
+            f"{num(report.get('srm_chi2'), 2)}, p = {num(report['srm_p_value'], 4)}",
+            verdict,
+        ),
+    ]
+
+
+def cuped_rows(report: Report) -> list[MetricRow]:
+    """CUPED beside the plain estimate (conversion; and the incremental value when it has pre_value)."""
+    if "uplift_abs_cuped" not in report:
+        return []
+    days = report.get("pre_period_days")
+    period = f" on the {days} days before" if days else ""
+    if report.get("uplift_abs_cuped") is None:
+        return [(f"Uplift with CUPED{period}", "n/a", report.get("cuped_note") or "")]
+    rows = [
+        ("Uplift (absolute), plain", pts(report["uplift_abs"]), interval(report["uplift_abs_ci"], pts)),
+        (
+            f"Uplift with CUPED{period}",
+            pts(report["uplift_abs_cuped"]),
+            interval(report["uplift_abs_cuped_ci"], pts),
+        ),
+        ("Variance removed by CUPED", pct(report.get("variance_reduction"), 1), ""),
+    ]
+    if report.get("incremental_value_cuped") is not None:
+        rows += [
+            (
+                "Incremental value with CUPED",
+                _num2(report["incremental_value_cuped"]),
+                interval(report["incremental_value_cuped_ci"], _num2),
+            ),
+            ("Variance of the value removed by CUPED", pct(report.get("value_variance_reduction"), 1), ""),
+        ]
+    return rows
+
+
+def cost_rows(report: Report) -> list[MetricRow]:
+    """What the campaign cost and earned: incremental GMV, cost, incremental ROI (or why not)."""
+    if "cost" not in report:
+        return []
+    if report.get("cost") is None:
+        note = report.get("cost_note")
+        return [("Cost and incremental ROI", "n/a", note)] if note else []
+    rows = [
+        (
+            "Incremental GMV",
+            _num2(report.get("incremental_value")),
+            interval(report.get("incremental_value_ci", [None, None]), _num2),
+        ),
+        (
+            "Cost (deliveries + coupons)",
+            f"{_num2(report['cost'])} ({_num2(report.get('cost_delivery'))} + {_num2(report.get('cost_coupons'))})",
+            "",
+        ),
+    ]
+    for name, entry in (report.get("cost_by_channel") or {}).items():
+        parts = []
+        if entry.get("delivered_users") is not None:
+            parts.append(f"{entry['delivered_users']:,} delivered users: {_num2(entry['delivery'])}")
+        if entry.get("redemptions") is not None:
+            parts.append(
+                f"{entry['redemptions']:,} x coupon {entry.get('coupon_id')} at {_num2(entry.get('coupon_value'))}: "
+                f"{_num2(entry['coupons'])}"
+            )
+        rows.append((f"Cost of {name}", _num2(entry.get("total")), "; ".join(parts)))
+    rows.append(
+        (
+            "Incremental ROI = (incremental GMV - cost) / cost",
+            pct(report.get("roi"), 1),
+            interval(report["roi_ci"], _pct1),
+        )
+    )
+    return rows
 
 
 def pre_period_rows(report: Report) -> list[MetricRow]:
@@ -225,7 +343,14 @@ def render_html(report: Report, frame: pd.DataFrame | None = None) -> str:
     title = (
         report.get("title") or f"Uplift report: {report.get('segment', report.get('input', 'experiment'))}"
     )
-    rows = headline_rows(report) + pre_period_rows(report) + score_rows(report)
+    rows = (
+        headline_rows(report)
+        + trust_rows(report)
+        + pre_period_rows(report)
+        + cuped_rows(report)
+        + cost_rows(report)
+        + score_rows(report)
+    )
     context = [(key, report[key]) for key in CONTEXT_KEYS if report.get(key) not in (None, "", [])]
     if report.get("other_group_rows"):  # rows of an external file in neither group: only when some were
         context.append(("other_group_rows", report["other_group_rows"]))
@@ -240,8 +365,8 @@ def render_html(report: Report, frame: pd.DataFrame | None = None) -> str:
             h.heading("How these numbers are computed"),
             h.labelled_bullets(report.get("methods", {}).items()),
             h.paragraph(
-                "See docs/uplift.md for what the interval, the holdout, the minimum detectable effect and the "
-                "Qini curve mean."
+                "See docs/uplift.md for what the interval, the holdout, the minimum detectable effect, the "
+                "sample ratio check, the Holm adjustment, the daily band, CUPED, the ROI and the Qini curve mean."
             ),
         ],
     )

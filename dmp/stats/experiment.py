@@ -3,7 +3,9 @@
 Input: one row per user with ``group`` (treatment | holdout; "control" is accepted as a synonym of
 holdout), ``converted`` (0/1), ``value`` (float, e.g. GMV in scope) and optionally ``score`` (the
 pack's ranking score), ``pre_converted`` (0/1: the same outcome over the N days up to the run
-date) and ``days_to_convert`` (1..N: the day of the window of the first conversion).
+date) and ``days_to_convert`` (1..N: the day of the window of the first conversion) and ``pre_value`` (the
+value over the pre-period, the CUPED covariate of ``value``) and ``cost`` (each treated user's
+variable cost, e.g. the coupon value redeemed: :func:`dmp.stats.roi.roi_report`).
 """
 
 from __future__ import annotations
@@ -31,8 +33,14 @@ def prepare_experiment(df: pd.DataFrame, source: str = "input") -> pd.DataFrame:
     out["converted"] = binary_column(out["converted"], source, "converted")
     if "value" in out.columns:
         out["value"] = numeric_column(out["value"], source, "value")
+    if "pre_value" in out.columns:
+        out["pre_value"] = numeric_column(out["pre_value"], source, "pre_value")
     if "score" in out.columns:
         out["score"] = numeric_column(out["score"], source, "score")
+    if "cost" in out.columns:
+        out["cost"] = numeric_column(out["cost"], source, "cost")
+        if (out["cost"] < 0).any():
+            raise DmpError(f"{source}: column 'cost' has negative values; expected costs >= 0")
     if "pre_converted" in out.columns:
         out["pre_converted"] = binary_column(out["pre_converted"], source, "pre_converted")
     for grp in (TREATMENT, HOLDOUT):

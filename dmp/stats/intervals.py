@@ -62,6 +62,25 @@ def diff_interval(count_t: int, n_t: int, count_c: int, n_c: int, alpha: float =
     return finite(low), finite(high)
 
 
+def diff_intervals(
+    count_t: np.ndarray, n_t: np.ndarray, count_c: np.ndarray, n_c: np.ndarray, alpha: float = ALPHA
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`diff_interval` on arrays (broadcast): one statsmodels call for a whole daily series or
+    a simulation of thousands of campaigns, with the same values as the scalar version."""
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    low, high = confint_proportions_2indep(
+        np.asarray(count_t),
+        np.asarray(n_t),
+        np.asarray(count_c),
+        np.asarray(n_c),
+        method="newcomb",
+        compare="diff",
+        alpha=alpha,
+    )
+    return np.asarray(low, float), np.asarray(high, float)
+
+
 def relative_interval(count_t: int, n_t: int, count_c: int, n_c: int, alpha: float = ALPHA) -> Interval:
     """Interval for rate_t / rate_c - 1 (log risk ratio, 0.5-adjusted)."""
     from statsmodels.stats.proportion import confint_proportions_2indep

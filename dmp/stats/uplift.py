@@ -4,8 +4,12 @@
 report.json body: group rates, the uplift with its intervals and p-value
 (:mod:`dmp.stats.intervals`), incremental value, MDE, the cumulative uplift by day of the window,
 ranking metrics when a score is given (:mod:`dmp.stats.qini`), the pre-period balance check and
-adjusted uplift when ``pre_converted`` is given (:mod:`dmp.stats.adjusted`), warnings and a
-one-sentence verdict. docs/uplift.md explains the choices in plain words.
+adjusted uplift when ``pre_converted`` is given (:mod:`dmp.stats.adjusted`), the trust checks of
+issue 19 (sample-ratio mismatch, :mod:`dmp.stats.srm`; CUPED and its variance reduction,
+:mod:`dmp.stats.cuped`; the daily confidence sequence, :mod:`dmp.stats.sequential`), warnings
+and a one-sentence verdict. Holm adjustment across the packs of one run date is applied
+afterwards by :func:`dmp.stats.multiple.apply_holm`. docs/uplift.md and docs/uplift-trust.md
+explain the choices in plain words.
 
 The names of those modules are re-exported here, so ``from dmp.stats import uplift`` and
 ``uplift.diff_interval`` / ``uplift.qini_curve`` / ``uplift.TREATMENT`` keep working.
@@ -16,9 +20,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from dmp.stats.adjusted import adjusted_agrees, adjusted_uplift, imbalance_warning, pre_period_balance
+from dmp.stats.cuped import CUPED_METHOD, cuped_report
 from dmp.stats.experiment import (
     CONTROL_ALIASES,
     HOLDOUT,
@@ -31,6 +37,7 @@ from dmp.stats.intervals import (
     ALPHA,
     POWER,
     diff_interval,
+    diff_intervals,
     finite,
     minimum_detectable_effect,
     relative_interval,
@@ -51,6 +58,9 @@ from dmp.stats.qini import (
     uplift_auc_score,
     uplift_curve,
 )
+from dmp.stats.roi import ROI_METHOD, roi_report
+from dmp.stats.sequential import CS_METHOD, sequential_block, uplift_abs_cs
+from dmp.stats.srm import SRM_ALPHA, srm_fields, srm_warning
 
 __all__ = [
     "ALPHA",
@@ -67,6 +77,7 @@ __all__ = [
     "adjusted_uplift",
     "binary_column",
     "cumulative_uplift_by_day",
+    "daily_series",
     "diff_interval",
     "evaluate_experiment",
     "imbalance_warning",
@@ -109,6 +120,13 @@ METHODS = {
         "interaction, HC2 robust 95% interval"
     ),
     "curves": "scikit-uplift 0.5.1 definitions (qini_auc_score negative_effect=True, uplift_auc_score)",
+    "srm_p_value": (
+        f"sample ratio mismatch: chi-square goodness of fit of the group sizes to the expected holdout share "
+        f"(scipy chisquare, 1 df); p < {SRM_ALPHA} is a mismatch"
+    ),
+    "uplift_abs_cuped_ci": CUPED_METHOD,
+    "uplift_abs_cs": CS_METHOD,
+    "roi_ci": ROI_METHOD,
 }
 
 
@@ -128,27 +146,52 @@ def _group_block(sub: pd.DataFrame, has_value: bool, alpha: float) -> dict[str, 
     return block
 
 
-def cumulative_uplift_by_day(
-    df: pd.DataFrame, window_days: int, alpha: float = ALPHA
-) -> list[dict[str, Any]]:
-    """Per day d of the window: share of each group converted by day d, their difference and its CI."""
+def daily_counts(df: pd.DataFrame, window_days: int) -> tuple[np.ndarray, int, np.ndarray, int]:
+    """(conversions of the treatment by day 1..N, n_treatment, the same for the holdout, n_holdout)."""
+    days = np.arange(1, window_days + 1)
+
+    def by_day(sub: pd.DataFrame) -> np.ndarray:
+        when = sub.loc[sub["converted"] == 1, "days_to_convert"].to_numpy(float)
+        return (when[None, :] <= days[:, None]).sum(axis=1)
+
     t = df[df["group"] == TREATMENT]
     c = df[df["group"] == HOLDOUT]
-    rows = []
-    for day in range(1, window_days + 1):
-        ct = int(((t["converted"] == 1) & (t["days_to_convert"] <= day)).sum())
-        cc = int(((c["converted"] == 1) & (c["days_to_convert"] <= day)).sum())
-        low, high = diff_interval(ct, len(t), cc, len(c), alpha)
-        rows.append(
-            {
-                "day": day,
-                "rate_treatment": finite(ct / len(t)),
-                "rate_control": finite(cc / len(c)),
-                "uplift_abs": finite(ct / len(t) - cc / len(c)),
-                "ci": [low, high],
-            }
-        )
-    return rows
+    return by_day(t), len(t), by_day(c), len(c)
+
+
+def daily_series(
+    df: pd.DataFrame, window_days: int, alpha: float = ALPHA, planned_information: float | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(rows, sequential block): per day d of the window the groups' shares converted by day d,
+    their difference with its fixed-horizon interval (``ci``, right for one look decided in advance)
+    and its confidence sequence (``uplift_abs_cs``, right for every day at once)."""
+    x_t, n_t, x_c, n_c = daily_counts(df, window_days)
+    low, high = diff_intervals(x_t, n_t, x_c, n_c, alpha)
+    seq = uplift_abs_cs(x_t, n_t, x_c, n_c, planned_information, alpha)
+    rows = [
+        {
+            "day": day,
+            "n_treatment": n_t,
+            "n_control": n_c,
+            "conversions_treatment": int(x_t[i]),
+            "conversions_control": int(x_c[i]),
+            "rate_treatment": finite(x_t[i] / n_t),
+            "rate_control": finite(x_c[i] / n_c),
+            "uplift_abs": finite(x_t[i] / n_t - x_c[i] / n_c),
+            "ci": [finite(low[i]), finite(high[i])],
+            "uplift_abs_cs": [finite(seq.low[i]), finite(seq.high[i])],
+            "information": finite(seq.information[i]),
+        }
+        for i, day in enumerate(range(1, window_days + 1))
+    ]
+    return rows, sequential_block(seq, alpha)
+
+
+def cumulative_uplift_by_day(
+    df: pd.DataFrame, window_days: int, alpha: float = ALPHA, planned_information: float | None = None
+) -> list[dict[str, Any]]:
+    """The rows of :func:`daily_series`: per day the uplift so far, its fixed interval and its sequence."""
+    return daily_series(df, window_days, alpha, planned_information)[0]
 
 
 def _conversion_fields(df: pd.DataFrame, alpha: float, power: float) -> Report:
@@ -215,8 +258,18 @@ def evaluate_experiment(
     ks: Iterable[float] = DEFAULT_KS,
     window_days: int | None = None,
     source: str = "input",
+    expected_holdout_share: float | None = None,
+    planned_information: float | None = None,
+    fixed_cost: float | None = None,
 ) -> Report:
-    """The report.json body for one experiment (contract fields plus details)."""
+    """The report.json body for one experiment (contract fields plus details).
+
+    ``expected_holdout_share`` is the design's holdout share (the spec's ``holdout``); without it
+    the sample-ratio check is not run and ``srm_note`` says so. ``planned_information`` tunes the
+    daily confidence sequence (default: the information of the window's last day).
+    ``fixed_cost`` is what the deliveries cost (the ``cost`` column adds each treated user's
+    coupon cost); without it the cost and ROI fields are None.
+    """
     df = prepare_experiment(df, source)
     report = _conversion_fields(df, alpha, power)
     if "value" in df.columns:
@@ -225,7 +278,12 @@ def evaluate_experiment(
         report.update(score_metrics(df, ks))
     if window_days and "days_to_convert" in df.columns:
         report["window_days"] = window_days
-        report["cumulative_uplift"] = cumulative_uplift_by_day(df, window_days, alpha)
+        report["cumulative_uplift"], report["sequential"] = daily_series(
+            df, window_days, alpha, planned_information
+        )
+    report.update(srm_fields(report["n_treatment"], report["n_control"], expected_holdout_share))
+    report.update(cuped_report(df, alpha))
+    report.update(roi_report(df, fixed_cost, alpha))
 
     warnings = sample_size_warnings(
         report["n_treatment"],
@@ -248,6 +306,10 @@ def evaluate_experiment(
             warnings.append(imbalance)
             # still conclusive only if the adjusted interval excludes zero on the same side
             report["conclusive"] = report["conclusive"] and adjusted_agrees(report)
+    mismatch = srm_warning(report)
+    if mismatch:
+        warnings.insert(0, mismatch)  # first: it puts every other number in doubt
+        report["conclusive"] = False
     report["warnings"] = warnings
     report["verdict"] = verdict(report)
     return report
@@ -279,7 +341,19 @@ def sample_size_warnings(
 
 
 def verdict(report: Report) -> str:
-    """One sentence for the marketer."""
+    """One sentence for the marketer; a sample ratio mismatch ends it with why it cannot be trusted."""
+    sentence = _effect_verdict(report)
+    if not report.get("srm_mismatch"):
+        return sentence
+    return (
+        f"{sentence}; but the holdout is {report['observed_holdout_share']:.2%} of the users where the design "
+        f"says {report['expected_holdout_share']:.2%} (sample ratio mismatch, p = {report['srm_p_value']:.3g}), "
+        "so this result cannot be trusted until the assignment or delivery is fixed"
+    )
+
+
+def _effect_verdict(report: Report) -> str:
+    """The effect and its interval, and the pre-period caveat when the groups already differed."""
     low, high = report["uplift_abs_ci"]
     pts = (report["uplift_abs"] or 0.0) * 100
     if low is None or high is None:

@@ -1,22 +1,37 @@
-"""Uplift evaluation of an audience pack after its attribution window (the Spark step).
+"""Uplift evaluation of audience packs after their attribution window (the Spark step).
 
 Pipeline: ``gold/audience_packs`` (segment, run_date) gives treatment and holdout users;
 ``silver/user_daily`` gives their orders and GMV in the spec's scope on R+1 … R+N; Spark reduces
 that to one row per pack user (small, :func:`dmp.transforms.outcomes.with_outcomes`), and
 :mod:`dmp.stats.uplift` computes the statistics in pandas. Every pack user counts, delivered or not
 (intent to treat): dropping treatment users who could not be reached would compare a selected
-subgroup with an unselected holdout. The same outcome over the N days up to the run date
-(R-N+1 … R, before anyone was contacted) is the pre-period balance check: a chance gap between the
-groups there is reported, and adjusted for (:func:`dmp.stats.uplift.adjusted_uplift`).
+subgroup with an unselected holdout.
+
+N is the spec's ``attribution_days`` (default 14), never its look-back ``window_days``: a spec
+that looks back 30 days to select its users can run a 14-day campaign; ``--window-days`` overrides
+it for one evaluation.
+
+The pre-period is the P days up to the run date (R-P+1 … R, before anyone was contacted), P =
+``--pre-period-days`` (default N). The same outcome there is the balance check (a chance gap
+between the groups is reported, and adjusted for: :func:`dmp.stats.uplift.adjusted_uplift`) and
+the covariate of CUPED (:mod:`dmp.stats.cuped`: ``pre_converted`` for the conversion uplift,
+``pre_value`` for the incremental GMV). A segment delivered during R-P-N+1 … R-1 had its treated
+users contacted during that pre-period, so it is dropped then.
+
+Trust checks (docs/uplift-trust.md): the group sizes are tested against the spec's ``holdout``
+(sample ratio mismatch); the packs evaluated together for one run date (:func:`evaluate_packs`,
+the uplift DAG) get Holm-adjusted p-values; the cost of the deliveries (``channels.yaml``
+``cost:``, :func:`pack_cost`) gives the incremental ROI.
 
 This module reads the lake, calls the transforms and the statistics, writes
-``gold/uplift_results`` (replaceWhere segment + run_date) and the report. An external experiment
-file (no Spark) is :mod:`dmp.steps.evaluate_file`.
+``gold/uplift_results`` (replaceWhere segment + run_date) and the report, under the lake's report
+root (:mod:`dmp.steps.report_store`; local or S3, never the driver's working directory). An
+external experiment file (no Spark) is :mod:`dmp.steps.evaluate_file`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,29 +40,43 @@ import pandas as pd
 from pyspark.sql import functions as F
 
 from dmp.contracts import tables
-from dmp.contracts.dates import DEFAULT_ATTRIBUTION_DAYS
+from dmp.contracts.channels import CHANNELS_FILE
+from dmp.contracts.dates import DEFAULT_ATTRIBUTION_DAYS, MAX_ATTRIBUTION_DAYS
 from dmp.contracts.errors import DmpError
-from dmp.contracts.status import delivered_keys
+from dmp.contracts.status import delivered_keys, latest_attempts
+from dmp.contracts.vocab import TREATMENT
 from dmp.spark import lake as lk
 from dmp.spark import schemas
 from dmp.stats import uplift
-from dmp.transforms.outcomes import OutcomeScope, attribution_window, pre_window, with_outcomes
+from dmp.stats.multiple import apply_holm
+from dmp.transforms.outcomes import (
+    OutcomeScope,
+    attribution_window,
+    filter_attribution_window,
+    pre_window,
+    window_outcomes,
+    with_outcomes,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from dmp.contracts.channels import ChannelsConfig
     from dmp.contracts.specs import SegmentSpec
 
 OUTCOME_TEXT = "converted = at least one order in scope in the window; value = GMV in scope in the window"
+COUPON_REDEEM = "coupon_redeem"  # the bronze/events type whose coupon_id names the pack's coupon
+MANIFEST_KIND = "manifest"  # the ops/deliveries row of an attempt that names its manifest.json
 
 
 @dataclass
 class Evaluation:
-    """What one evaluation produced: the report (as written to report.json) and where it went."""
+    """What one evaluation produced: the report (as written to report.json) and where it went
+    (local paths or ``s3://`` URLs)."""
 
     report: dict[str, Any]
-    json_path: Path
-    html_path: Path
+    json_path: str
+    html_path: str
     rows_written: int = 0
 
 
@@ -71,20 +100,28 @@ def find_spec(segments_dir: str, segment: str) -> SegmentSpec:
     return spec
 
 
-def successful_deliveries(
+def _delivery_rows(
     spark: SparkSession, lake: str, segment: str, first: date, last: date
-) -> list[tuple[date, str]]:
-    """(run_date, channel) of this segment's deliveries in first … last whose latest attempt
-    succeeded (``dmp.contracts.status.delivered_keys`` over ops/deliveries)."""
+) -> list[dict[str, Any]]:
+    """This segment's ops/deliveries rows with a run date in first … last (none without the table)."""
     if not lk.table_exists(spark, lake, tables.DELIVERIES):
         return []
     rows = (
         lk.read_table(spark, lake, tables.DELIVERIES)
         .filter((F.col("segment") == segment) & F.col("run_date").between(F.lit(first), F.lit(last)))
-        .select("segment", "channel", "run_date", "attempt", "status")
+        .select("segment", "channel", "run_date", "attempt", "kind", "path", "status")
         .collect()
     )
-    return sorted((k.run_date, k.channel) for k in delivered_keys(r.asDict() for r in rows))
+    return [r.asDict() for r in rows]
+
+
+def successful_deliveries(
+    spark: SparkSession, lake: str, segment: str, first: date, last: date
+) -> list[tuple[date, str]]:
+    """(run_date, channel) of this segment's deliveries in first … last whose latest attempt
+    succeeded (``dmp.contracts.status.delivered_keys`` over ops/deliveries)."""
+    rows = _delivery_rows(spark, lake, segment, first, last)
+    return sorted((k.run_date, k.channel) for k in delivered_keys(rows))
 
 
 def delivered_channels(spark: SparkSession, lake: str, segment: str, run_date: date) -> list[str]:
@@ -92,13 +129,29 @@ def delivered_channels(spark: SparkSession, lake: str, segment: str, run_date: d
     return sorted({channel for _, channel in successful_deliveries(spark, lake, segment, run_date, run_date)})
 
 
+def manifest_paths(spark: SparkSession, lake: str, segment: str, run_date: date) -> dict[str, str | None]:
+    """Channel -> the manifest.json of its latest successful delivery of this pack (None if not recorded)."""
+    attempts = latest_attempts(_delivery_rows(spark, lake, segment, run_date, run_date))
+    return {
+        key.channel: next((str(r["path"]) for r in a.rows if r.get("kind") == MANIFEST_KIND), None)
+        for key, a in attempts.items()
+        if a.delivered
+    }
+
+
 def earlier_deliveries(
-    spark: SparkSession, lake: str, segment: str, run_date: date, window_days: int
+    spark: SparkSession,
+    lake: str,
+    segment: str,
+    run_date: date,
+    window_days: int,
+    pre_period_days: int | None = None,
 ) -> list[date]:
-    """Run dates D in R-2N+1 … R-1 on which this segment's pack was delivered (latest attempt per
-    channel succeeded). Its treated users (the holdout is stable across runs) were then contacted
-    during D+1 … D+N, which overlaps the pre-period R-N+1 … R."""
-    first, last = run_date - timedelta(days=2 * window_days - 1), run_date - timedelta(days=1)
+    """Run dates D in R-P-N+1 … R-1 on which this segment's pack was delivered (latest attempt per
+    channel succeeded; P defaults to N). Its treated users (the holdout is stable across runs) were
+    then contacted during D+1 … D+N, which overlaps the pre-period R-P+1 … R."""
+    pre = window_days if pre_period_days is None else pre_period_days
+    first, last = run_date - timedelta(days=pre + window_days - 1), run_date - timedelta(days=1)
     return sorted({day for day, _ in successful_deliveries(spark, lake, segment, first, last)})
 
 
@@ -138,32 +191,218 @@ def check_window_closed(
     return earliest, latest
 
 
-def default_out_dir(lake: str, segment: str, run_date: date) -> Path:
-    """Reports sit next to the lake: <lake>/../reports/<segment>/<run_date>/ (./reports for remote lakes)."""
-    base = Path(lake).parent / "reports" if "://" not in lake else Path("reports")
-    return base / segment / run_date.isoformat()
+def _days_option(value: int, option: str) -> int:
+    if not 1 <= value <= MAX_ATTRIBUTION_DAYS:
+        raise DmpError(f"{option}: expected 1 … {MAX_ATTRIBUTION_DAYS} days, got {value}")
+    return value
+
+
+def attribution_days_for(spec: SegmentSpec | None, window_days: int | None) -> int:
+    """The attribution window N: ``--window-days`` when given, else the spec's ``attribution_days``
+    (the default when the pack is evaluated without its spec)."""
+    if window_days is None:
+        return spec.attribution_days if spec is not None else DEFAULT_ATTRIBUTION_DAYS
+    return _days_option(window_days, "--window-days")
+
+
+def pre_period_days_for(window_days: int, pre_period_days: int | None) -> int:
+    """The pre-period P: ``--pre-period-days`` when given, else the attribution window N."""
+    return window_days if pre_period_days is None else _days_option(pre_period_days, "--pre-period-days")
+
+
+# ------------------------------------------------------------------------------------------
+# the pre-period and the cost (pure DataFrame transforms over the lake's tables)
+# ------------------------------------------------------------------------------------------
+
+
+def with_pre_period(
+    users_df: DataFrame, daily_df: DataFrame, run_date: date, pre_period_days: int, scope: OutcomeScope
+) -> DataFrame:
+    """``pre_converted`` (an order in scope) and ``pre_value`` (GMV in scope) over R-P+1 … R.
+
+    The P days up to R are the attribution window of R-P (:func:`window_outcomes`), so "in scope"
+    and "an order" mean exactly what they mean after the run date; users without a row get 0.
+    """
+    before = window_outcomes(daily_df, run_date - timedelta(days=pre_period_days), pre_period_days, scope)
+    pre = before.select(
+        "user_id",
+        (F.col("orders") > 0).cast("int").alias("pre_converted"),
+        F.col("value").cast("double").alias("pre_value"),
+    )
+    return (
+        users_df.drop("pre_converted", "pre_value")
+        .join(pre, "user_id", "left")
+        .withColumn("pre_converted", F.coalesce(F.col("pre_converted"), F.lit(0)))
+        .withColumn("pre_value", F.coalesce(F.col("pre_value"), F.lit(0.0)))
+    )
+
+
+def coupon_redemptions(events_df: DataFrame, run_date: date, window_days: int, coupon_id: str) -> DataFrame:
+    """user_id, redemptions: ``coupon_redeem`` events of ``coupon_id`` in the attribution window."""
+    return (
+        events_df.transform(filter_attribution_window, run_date, window_days)
+        .filter((F.col("event_type") == COUPON_REDEEM) & (F.col("coupon_id") == coupon_id))
+        .groupBy("user_id")
+        .agg(F.count(F.lit(1)).alias("redemptions"))
+    )
+
+
+@dataclass
+class PackCost:
+    """What the deliveries of one pack cost: ``fixed`` (None: not known, ``note`` says why), each
+    treated user's coupon cost, and the breakdown per channel for the report."""
+
+    fixed: float | None
+    coupon_by_user: dict[str, float] = field(default_factory=dict)
+    by_channel: dict[str, dict[str, Any]] = field(default_factory=dict)
+    note: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_delivered_users(path: str) -> int:
+    """``counts.matched_users`` of a delivery manifest (a local path, ``file://`` or ``s3://`` URL)."""
+    from dmp.delivery.manifest import parse_manifest
+    from dmp.delivery.pull import MAX_MANIFEST_BYTES
+    from dmp.delivery.storage import open_store
+
+    folder, name = path.rstrip("/").rsplit("/", 1)
+    if "://" in folder:
+        data = open_store(folder).get(name, max_bytes=MAX_MANIFEST_BYTES)
+    else:
+        with Path(path).open("rb") as fh:
+            data = fh.read(MAX_MANIFEST_BYTES + 1)
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise DmpError(f"{path}: larger than {MAX_MANIFEST_BYTES} bytes; a manifest is a few kilobytes")
+    counts = parse_manifest(data, path).get("counts")
+    users = counts.get("matched_users") if isinstance(counts, dict) else None
+    if isinstance(users, bool) or not isinstance(users, int) or users < 0:
+        raise DmpError(f"{path}: counts.matched_users is {users!r}; expected a count of delivered users")
+    return users
+
+
+def pack_cost(
+    channels: list[str],
+    config: ChannelsConfig | None,
+    manifests: dict[str, str | None],
+    spec: SegmentSpec | None,
+    redemptions: pd.DataFrame | None,
+    where: str,
+) -> PackCost:
+    """The cost of the channels this pack was delivered to, from their ``channels.yaml`` ``cost:``.
+
+    ``per_user`` / ``per_mille`` are paid on the manifest's delivered (matched) users;
+    ``coupon_redemptions`` on each redemption of the spec's coupon by a treated user (``redemptions``:
+    user_id, group, redemptions), counted once however many coupon channels carried it. Any
+    channel whose cost is not known makes the pack's cost unknown (None), never 0.
+    """
+    if not channels:
+        return PackCost(
+            None, note="no delivery of this pack is recorded, so nothing was spent that we know of"
+        )
+    if config is None:
+        return PackCost(None, note=f"{where}: no channels file, so the channels' costs are not known")
+    by_channel: dict[str, dict[str, Any]] = {}
+    missing: list[str] = []
+    warnings: list[str] = []
+    coupons_counted = False
+    coupon_by_user: dict[str, float] = {}
+    for name in channels:
+        channel = config.channels.get(name)
+        if channel is None or channel.cost is None:
+            missing.append(name)
+            continue
+        cost = channel.cost
+        entry: dict[str, Any] = {"delivered_users": None, "delivery": 0.0, "coupons": 0.0}
+        if cost.per_user is not None or cost.per_mille is not None:
+            path = manifests.get(name)
+            try:
+                if path is None:
+                    raise DmpError(f"{tables.DELIVERIES} names no manifest for this delivery")
+                users = read_delivered_users(path)
+            except (DmpError, OSError) as exc:
+                warnings.append(f"cost of {name} not known: its delivered users could not be read ({exc})")
+                missing.append(name)
+                continue
+            entry["delivered_users"] = users
+            entry["delivery"] = cost.delivery_cost(users)
+        if cost.coupon_redemptions and not coupons_counted:
+            if spec is None or spec.coupon is None:
+                warnings.append(
+                    f"cost of {name} not known: the spec has no coupon whose redemptions to price"
+                )
+                missing.append(name)
+                continue
+            if redemptions is None:
+                warnings.append(
+                    f"cost of {name} not known: {tables.EVENTS} is missing, so redemptions are unknown"
+                )
+                missing.append(name)
+                continue
+            treated = redemptions[redemptions["group"] == TREATMENT]
+            coupon_by_user = {
+                str(u): float(n) * spec.coupon.value
+                for u, n in zip(treated["user_id"], treated["redemptions"], strict=True)
+            }
+            entry["coupon_id"] = spec.coupon.coupon_id
+            entry["coupon_value"] = spec.coupon.value
+            entry["redemptions"] = int(treated["redemptions"].sum())
+            entry["coupons"] = float(sum(coupon_by_user.values()))
+            held_out = int(redemptions.loc[redemptions["group"] != TREATMENT, "redemptions"].sum())
+            if held_out:
+                warnings.append(
+                    f"{held_out} redemption(s) of coupon {spec.coupon.coupon_id} by holdout users: the holdout "
+                    "should never have received it; check the coupon channel's delivery"
+                )
+            coupons_counted = True
+        entry["total"] = entry["delivery"] + entry["coupons"]
+        by_channel[name] = entry
+    if missing:
+        note = (
+            f"cost not known for {', '.join(missing)} (set channels.<name>.cost in {where}: per_user, "
+            "per_mille or coupon_redemptions), so no ROI"
+        )
+        return PackCost(None, by_channel=by_channel, note=note, warnings=warnings)
+    fixed = float(sum(e["delivery"] for e in by_channel.values()))
+    return PackCost(fixed, coupon_by_user, by_channel, warnings=warnings)
 
 
 # ------------------------------------------------------------------------------------------
 # gold/uplift_results
 # ------------------------------------------------------------------------------------------
 
+# (metric, its interval's report field): one gold/uplift_results row each, when the report has it.
+# The table is long (metric, value, ci_low, ci_high), so a new metric is a new row, never a new
+# column: lakes written before it stay readable.
 RESULT_METRICS = (
     ("rate_treatment", "rate_treatment_ci"),
     ("rate_control", "rate_control_ci"),
     ("uplift_abs", "uplift_abs_ci"),
     ("uplift_rel", "uplift_rel_ci"),
     ("p_value", None),
+    ("p_value_holm", None),
+    ("holm_family_size", None),
     ("incremental_conversions", "incremental_conversions_ci"),
     ("value_per_user_treatment", None),
     ("value_per_user_control", None),
     ("incremental_value", "incremental_value_ci"),
     ("mde", None),
+    ("expected_holdout_share", None),
+    ("observed_holdout_share", None),
+    ("srm_chi2", None),
+    ("srm_p_value", None),
     ("pre_rate_treatment", None),
     ("pre_rate_control", None),
     ("pre_diff_abs", "pre_diff_abs_ci"),
     ("pre_p_value", None),
     ("uplift_abs_adjusted", "uplift_abs_adjusted_ci"),
+    ("uplift_abs_cuped", "uplift_abs_cuped_ci"),
+    ("variance_reduction", None),
+    ("incremental_value_cuped", "incremental_value_cuped_ci"),
+    ("value_variance_reduction", None),
+    ("cost", None),
+    ("cost_delivery", None),
+    ("cost_coupons", None),
+    ("roi", "roi_ci"),
     ("qini_auc", None),
     ("uplift_auc", None),
 )
@@ -176,11 +415,15 @@ def _float(value: Any) -> float | None:
 
 def metric_values(report: dict[str, Any]) -> list[tuple[str, Any, list[Any] | None]]:
     """(metric, value, interval) for every metric the report has, in RESULT_METRICS order, then
-    ``uplift_at_k_<k>`` for each k."""
+    ``uplift_at_k_<k>`` for each k. ``holm_family_size`` is the report's
+    ``multiple_testing.family_size``."""
+    flat = dict(report)
+    if isinstance(report.get("multiple_testing"), dict):
+        flat["holm_family_size"] = report["multiple_testing"].get("family_size")
     found = [
-        (metric, report[metric], report.get(ci_key) if ci_key else None)
+        (metric, flat[metric], flat.get(ci_key) if ci_key else None)
         for metric, ci_key in RESULT_METRICS
-        if metric in report
+        if metric in flat
     ]
     return found + [(f"uplift_at_k_{k}", v, None) for k, v in (report.get("uplift_at_k") or {}).items()]
 
@@ -223,7 +466,10 @@ def write_results(
     condition = " AND ".join(
         [lk.replace_where_condition("segment", [segment]), lk.replace_where_condition("run_date", [run_date])]
     )
-    lk.overwrite_partitions(df, lake, tables.UPLIFT_RESULTS, ["segment"], condition)
+    # Partitioned by the pack's key, so evaluations of different packs run at once (the uplift DAG
+    # maps one task per run date) replace disjoint partitions; an older lake partitioned by segment
+    # alone is migrated by the first write (lk.migrate_partitioning).
+    lk.overwrite_partitions(df, lake, tables.UPLIFT_RESULTS, ["segment", "run_date"], condition)
 
 
 # ------------------------------------------------------------------------------------------
@@ -235,8 +481,8 @@ def experiment_frame(users: pd.DataFrame, source: str, *, pre_period: bool) -> p
     """The per-user table :func:`dmp.stats.uplift.evaluate_experiment` takes, from the pack's outcomes.
 
     A partly scored pack has no ranking metrics (score dropped); without a clean pre-period (the
-    segment was delivered shortly before) ``pre_converted`` is dropped: it is not "before the
-    campaign" for these users.
+    segment was delivered shortly before) ``pre_converted`` and ``pre_value`` are dropped: they are
+    not "before the campaign" for these users.
     """
     if users["user_id"].duplicated().any():
         dups = users.loc[users["user_id"].duplicated(), "user_id"].head(3).tolist()
@@ -246,7 +492,7 @@ def experiment_frame(users: pd.DataFrame, source: str, *, pre_period: bool) -> p
         frame = frame.drop(columns=["score"])
     frame["days_to_convert"] = frame["days_to_convert"].astype("float")
     if not pre_period:
-        frame = frame.drop(columns=["pre_converted"])
+        frame = frame.drop(columns=[c for c in ("pre_converted", "pre_value") if c in frame.columns])
     return frame
 
 
@@ -258,10 +504,11 @@ def pack_warnings(
     span: tuple[date | None, date | None],
     run_date: date,
     window_days: int,
+    pre_period_days: int | None = None,
 ) -> list[str]:
     """What a reader must know about this pack's evaluation, beyond the statistics' own warnings."""
     earliest, latest = span
-    pre_first, pre_last = pre_window(run_date, window_days)
+    pre_first, pre_last = pre_window(run_date, window_days if pre_period_days is None else pre_period_days)
     warnings = []
     if not channels:
         warnings.append(
@@ -297,10 +544,12 @@ def pack_context(
     scope: OutcomeScope,
     channels: list[str],
     latest: date | None,
+    pre_period_days: int | None = None,
 ) -> dict[str, Any]:
     """The report's description of what was evaluated (everything but the statistics)."""
+    pre_days = window_days if pre_period_days is None else pre_period_days
     first, last = attribution_window(run_date, window_days)
-    pre_first, pre_last = pre_window(run_date, window_days)
+    pre_first, pre_last = pre_window(run_date, pre_days)
     return {
         "segment": segment,
         "run_date": run_date.isoformat(),
@@ -310,10 +559,237 @@ def pack_context(
         "channels": channels,
         "window_days": window_days,
         "window": [first.isoformat(), last.isoformat()],
+        "pre_period_days": pre_days,
         "pre_window": [pre_first.isoformat(), pre_last.isoformat()],
         "outcome": OUTCOME_TEXT,
         "data_until": latest.isoformat() if latest else None,
     }
+
+
+@dataclass
+class PackResult:
+    """One pack evaluated but not yet written: :func:`evaluate_packs` adjusts the p-values of a
+    run date's packs together before anything is written."""
+
+    segment: str
+    run_date: date
+    window_days: int
+    location: str
+    report: dict[str, Any]
+    frame: pd.DataFrame
+    evaluated_at: datetime
+
+
+def _channels_config(segments_dir: str, channels: list[str]) -> tuple[ChannelsConfig | None, list[str]]:
+    """channels.yaml when this pack was delivered and the file exists (a broken file is a warning:
+    it costs the ROI, not the uplift)."""
+    from dmp.contracts.channels import load_channels
+    from dmp.contracts.errors import SpecError
+
+    if not channels or not (Path(segments_dir) / CHANNELS_FILE).is_file():
+        return None, []
+    try:
+        return load_channels(segments_dir), []
+    except SpecError as exc:
+        return None, [f"cost not known: {exc}"]
+
+
+def _redemptions(
+    spark: SparkSession, lake: str, pack_df: DataFrame, run_date: date, window_days: int, coupon_id: str
+) -> pd.DataFrame | None:
+    """user_id, group, redemptions of the pack's users who redeemed ``coupon_id`` (None without events)."""
+    if not lk.table_exists(spark, lake, tables.EVENTS):
+        return None
+    events = lk.read_table(spark, lake, tables.EVENTS)
+    return (
+        pack_df.select("user_id", "group")
+        .join(coupon_redemptions(events, run_date, window_days, coupon_id), "user_id")
+        .toPandas()
+    )
+
+
+def _priced_coupon(
+    config: ChannelsConfig | None, channels: list[str], spec: SegmentSpec | None
+) -> str | None:
+    """The spec's coupon id when a delivered channel prices its redemptions (else None: no events read)."""
+    if config is None or spec is None or spec.coupon is None:
+        return None
+    priced = any(
+        (c := config.channels.get(name)) is not None and c.cost is not None and c.cost.coupon_redemptions
+        for name in channels
+    )
+    return spec.coupon.coupon_id if priced else None
+
+
+def _changed_spec_warning(pack_df: DataFrame, spec: SegmentSpec) -> list[str]:
+    """A mismatch may come from a spec edited since the build (its holdout then was another share)."""
+    from dmp.contracts.specs import spec_hash
+
+    built = sorted(r["spec_hash"] for r in pack_df.select("spec_hash").distinct().collect())
+    if built == [spec_hash(spec)]:
+        return []
+    return [
+        f"the spec changed since this pack was built (spec_hash {', '.join(built)} then, {spec_hash(spec)} now): "
+        f"the sample ratio check used today's holdout {spec.holdout}; if the holdout was changed, the mismatch "
+        "may be that edit"
+    ]
+
+
+def compute_pack(
+    spark: SparkSession,
+    lake: str,
+    segment: str,
+    run_date: date,
+    *,
+    window_days: int | None = None,
+    pre_period_days: int | None = None,
+    segments_dir: str = "segments",
+    out_dir: str | Path | None = None,
+    allow_open_window: bool = False,
+    scope: OutcomeScope | None = None,
+    expected_holdout_share: float | None = None,
+) -> PackResult:
+    """Evaluate one pack without writing anything (see :func:`evaluate_pack` for the options)."""
+    from dmp.steps.report_store import open_location, report_location
+
+    spec = None
+    if scope is None:
+        spec = find_spec(segments_dir, segment)
+        scope = OutcomeScope.of_spec(spec)
+    if expected_holdout_share is None and spec is not None and spec.holdout > 0:
+        expected_holdout_share = spec.holdout
+    window_days = attribution_days_for(spec, window_days)
+    pre_days = pre_period_days_for(window_days, pre_period_days)
+    location = str(out_dir) if out_dir else report_location(lake, segment, run_date)
+    open_location(location)  # an unusable report location fails before any Spark work
+    daily_df = load_user_daily(spark, lake)
+    span = check_window_closed(daily_df, run_date, window_days, allow_open_window)
+
+    pack_df = load_pack(spark, lake, segment, run_date)
+    users_df = with_outcomes(pack_df, daily_df, run_date, window_days, scope)
+    users = with_pre_period(users_df, daily_df, run_date, pre_days, scope).toPandas()
+    if users.empty:
+        raise DmpError(
+            f"{tables.table_path(lake, tables.AUDIENCE_PACKS)}: no pack for segment {segment!r} on {run_date}; "
+            "build it with dmp segments build"
+        )
+    contacted = earlier_deliveries(spark, lake, segment, run_date, window_days, pre_days)
+    frame = experiment_frame(
+        users, f"{tables.AUDIENCE_PACKS}: pack {segment}/{run_date}", pre_period=not contacted
+    )
+    channels = delivered_channels(spark, lake, segment, run_date)
+    config, config_warnings = _channels_config(segments_dir, channels)
+    coupon_id = _priced_coupon(config, channels, spec)
+    redemptions = None
+    if coupon_id is not None:
+        redemptions = _redemptions(spark, lake, pack_df, run_date, window_days, coupon_id)
+    where = str(Path(segments_dir) / CHANNELS_FILE)
+    cost = pack_cost(
+        channels, config, manifest_paths(spark, lake, segment, run_date), spec, redemptions, where
+    )
+    if cost.fixed is not None:
+        frame["cost"] = (
+            frame["user_id"].map(cost.coupon_by_user).fillna(0.0).where(frame["group"] == TREATMENT, 0.0)
+        )
+    evaluated_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+    report = uplift.evaluate_experiment(
+        frame,
+        window_days=window_days,
+        source=f"{tables.AUDIENCE_PACKS} {segment}/{run_date}",
+        expected_holdout_share=expected_holdout_share,
+        fixed_cost=cost.fixed,
+    )
+    if report.get("srm_mismatch") and spec is not None:
+        report["warnings"] += _changed_spec_warning(pack_df, spec)
+    report["cost_by_channel"] = cost.by_channel
+    report["cost_note"] = cost.note
+    report["warnings"] += pack_warnings(
+        users, scope, channels, contacted, span, run_date, window_days, pre_days
+    )
+    report["warnings"] += config_warnings + cost.warnings
+    context = pack_context(segment, run_date, window_days, spec, scope, channels, span[1], pre_days)
+    report.update({**context, "evaluated_at": evaluated_at.isoformat() + "Z", "lake": lake})
+    report["title"] = f"Uplift report: {segment} (run {run_date})"
+    return PackResult(segment, run_date, window_days, location, report, frame, evaluated_at)
+
+
+def write_pack(spark: SparkSession, lake: str, result: PackResult) -> Evaluation:
+    """gold/uplift_results (replaceWhere segment + run_date), then report.json and report.html."""
+    from dmp.steps.report_store import write_report
+
+    report = result.report
+    rows = result_rows(
+        report, result.segment, report["channel"], result.run_date, result.window_days, result.evaluated_at
+    )
+    write_results(spark, lake, rows, result.segment, result.run_date)
+    json_path, html_path = write_report(result.location, report, result.frame)
+    return Evaluation(report, json_path, html_path, len(rows))
+
+
+def evaluate_packs(
+    spark: SparkSession,
+    lake: str,
+    segments: list[str],
+    run_date: date,
+    *,
+    window_days: int | None = None,
+    pre_period_days: int | None = None,
+    segments_dir: str = "segments",
+    out_dir: str | Path | None = None,
+    allow_open_window: bool = False,
+    scope: OutcomeScope | None = None,
+    expected_holdout_share: float | None = None,
+) -> list[Evaluation]:
+    """Evaluate several packs of one run date and adjust their p-values together (Holm).
+
+    The packs are the family: each report gets ``p_value_holm`` over all of them, and its verdict
+    says for how many packs it was adjusted. A pack that cannot be evaluated is left out of the
+    family; the others are written, then the failures are raised together. ``out_dir`` (several
+    packs) holds one folder per segment. The other options are :func:`evaluate_pack`'s, applied
+    to every pack (``window_days`` None: each spec's own ``attribution_days``).
+    """
+    if not segments:
+        raise DmpError("no segment to evaluate: give at least one --segment")
+    dupes = sorted({s for s in segments if segments.count(s) > 1})
+    if dupes:
+        raise DmpError(f"--segment: {', '.join(dupes)} given twice")
+    results: list[PackResult] = []
+    failures: list[str] = []
+    for segment in segments:
+        where = out_dir if out_dir is None or len(segments) == 1 else f"{str(out_dir).rstrip('/')}/{segment}"
+        try:
+            results.append(
+                compute_pack(
+                    spark,
+                    lake,
+                    segment,
+                    run_date,
+                    window_days=window_days,
+                    pre_period_days=pre_period_days,
+                    segments_dir=segments_dir,
+                    out_dir=where,
+                    allow_open_window=allow_open_window,
+                    scope=scope,
+                    expected_holdout_share=expected_holdout_share,
+                )
+            )
+        except DmpError as exc:
+            if len(segments) == 1:
+                raise
+            failures.append(f"{segment}: {exc}")
+    adjusted = apply_holm([r.report for r in results])
+    written = []
+    for result, report in zip(results, adjusted, strict=True):
+        result.report = report
+        written.append(write_pack(spark, lake, result))
+    if failures:
+        done = ", ".join(r.segment for r in results) or "none"
+        raise DmpError(
+            f"{len(failures)} of {len(segments)} packs of {run_date} could not be evaluated (written: {done}; "
+            "their Holm adjustment leaves these out):\n" + "\n".join(f"  {f}" for f in failures)
+        )
+    return written
 
 
 def evaluate_pack(
@@ -322,51 +798,35 @@ def evaluate_pack(
     segment: str,
     run_date: date,
     *,
-    window_days: int = DEFAULT_ATTRIBUTION_DAYS,
+    window_days: int | None = None,
+    pre_period_days: int | None = None,
     segments_dir: str = "segments",
     out_dir: str | Path | None = None,
     allow_open_window: bool = False,
     scope: OutcomeScope | None = None,
+    expected_holdout_share: float | None = None,
 ) -> Evaluation:
     """Evaluate one pack; writes gold/uplift_results (replaceWhere segment+run_date) and the report.
 
-    ``scope`` overrides the spec lookup (tests, or a pack whose spec was since deleted).
+    ``window_days`` is the attribution window (default: the spec's ``attribution_days``);
+    ``pre_period_days`` the pre-period of the balance check and CUPED (default: the window);
+    ``out_dir`` a folder or ``s3://`` prefix (default: ``<lake>/reports/<segment>/<run_date>``);
+    ``scope`` overrides the spec lookup (tests, or a pack whose spec was since deleted);
+    ``expected_holdout_share`` the share the sample-ratio check expects (default: the spec's
+    ``holdout``; without a spec and without it, the check is not run). A pack evaluated alone is
+    its own family for the Holm adjustment (:func:`evaluate_packs` reads several together).
     """
-    from dmp.reports.uplift_report import write_report
-
-    if window_days < 1:
-        raise DmpError(f"--window-days must be >= 1, got {window_days}")
-    spec = None
-    if scope is None:
-        spec = find_spec(segments_dir, segment)
-        scope = OutcomeScope.of_spec(spec)
-    daily_df = load_user_daily(spark, lake)
-    span = check_window_closed(daily_df, run_date, window_days, allow_open_window)
-
-    pack_df = load_pack(spark, lake, segment, run_date)
-    users = with_outcomes(pack_df, daily_df, run_date, window_days, scope).toPandas()
-    if users.empty:
-        raise DmpError(
-            f"{tables.table_path(lake, tables.AUDIENCE_PACKS)}: no pack for segment {segment!r} on {run_date}; "
-            "build it with dmp segments build"
-        )
-    contacted = earlier_deliveries(spark, lake, segment, run_date, window_days)
-    frame = experiment_frame(
-        users, f"{tables.AUDIENCE_PACKS}: pack {segment}/{run_date}", pre_period=not contacted
+    [evaluation] = evaluate_packs(
+        spark,
+        lake,
+        [segment],
+        run_date,
+        window_days=window_days,
+        pre_period_days=pre_period_days,
+        segments_dir=segments_dir,
+        out_dir=out_dir,
+        allow_open_window=allow_open_window,
+        scope=scope,
+        expected_holdout_share=expected_holdout_share,
     )
-    channels = delivered_channels(spark, lake, segment, run_date)
-    evaluated_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-
-    report = uplift.evaluate_experiment(
-        frame, window_days=window_days, source=f"{tables.AUDIENCE_PACKS} {segment}/{run_date}"
-    )
-    report["warnings"] += pack_warnings(users, scope, channels, contacted, span, run_date, window_days)
-    context = pack_context(segment, run_date, window_days, spec, scope, channels, span[1])
-    report.update({**context, "evaluated_at": evaluated_at.isoformat() + "Z", "lake": lake})
-    report["title"] = f"Uplift report: {segment} (run {run_date})"
-
-    rows = result_rows(report, segment, context["channel"], run_date, window_days, evaluated_at)
-    write_results(spark, lake, rows, segment, run_date)
-    out = Path(out_dir) if out_dir else default_out_dir(lake, segment, run_date)
-    json_path, html_path = write_report(out, report, frame)
-    return Evaluation(report, json_path, html_path, len(rows))
+    return evaluation

@@ -163,14 +163,29 @@ def _user_column_names(message: str, columns: ExternalColumns) -> str:
     return message
 
 
-def evaluate_file(path: str | Path, out_dir: str | Path, columns: ExternalColumns) -> Evaluation:
-    """The same statistics on an external CSV/Parquet table; no Spark involved."""
-    from dmp.reports.uplift_report import write_report
+def evaluate_file(
+    path: str | Path,
+    out_dir: str | Path,
+    columns: ExternalColumns,
+    expected_holdout_share: float | None = None,
+) -> Evaluation:
+    """The same statistics on an external CSV/Parquet table; no Spark involved.
 
+    ``out_dir`` is a local folder or an ``s3://`` prefix (:mod:`dmp.steps.report_store`);
+    ``expected_holdout_share`` the control group's share the design asked for (the sample ratio
+    check; without it the check is not run and ``srm_note`` says so).
+    """
+    from dmp.stats.srm import check_holdout_share
+    from dmp.steps.report_store import write_report
+
+    if expected_holdout_share is not None:
+        expected_holdout_share = check_holdout_share(expected_holdout_share, "--expected-holdout-share")
     source = str(path)
     frame, info = prepare_external(read_table_file(path), source, columns)
     try:
-        report = uplift.evaluate_experiment(frame, source=source)
+        report = uplift.evaluate_experiment(
+            frame, source=source, expected_holdout_share=expected_holdout_share
+        )
     except DmpError as exc:
         raise DmpError(_user_column_names(str(exc), columns)) from None
     report.update(info)
@@ -180,5 +195,5 @@ def evaluate_file(path: str | Path, out_dir: str | Path, columns: ExternalColumn
         )
     report["title"] = f"Uplift report: {Path(source).name}"
     report["evaluated_at"] = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    json_path, html_path = write_report(out_dir, report, frame)
+    json_path, html_path = write_report(str(out_dir), report, frame)
     return Evaluation(report, json_path, html_path)

@@ -46,18 +46,7 @@ DAG_ARGS = {
     "tags": ["--lake", "L", "--from", "D", "--to", "D", "--skip-checks"],
     "build_packs": ["--lake", "L", "--segments", "S", "--spec", "P", "--date", "D"],
     "deliver": ["--lake", "L", "--segments", "S", "--date", "D", "--channel", "C"],
-    "evaluate": [
-        "--lake",
-        "L",
-        "--segments",
-        "S",
-        "--segment",
-        "X",
-        "--run-date",
-        "D",
-        "--window-days",
-        "14",
-    ],
+    "evaluate": ["--lake", "L", "--segments", "S", "--run-date", "D", "--segment", "X", "--segment", "Y"],
 }
 
 
@@ -84,6 +73,19 @@ def test_the_dags_arguments_parse(step: str, capsys: pytest.CaptureFixture[str])
     # An unknown option is a usage error (2) even before --help, which then exits 0.
     assert run([*JOB_COMMANDS[step], *DAG_ARGS[step], "--help"]) == 0, capsys.readouterr().err
     assert run([*JOB_COMMANDS[step], *DAG_ARGS[step], "--no-such-option", "--help"]) == 2
+
+
+# dmp_audiences after a catch-up: one job per run of consecutive dates (planning.date_args)
+CATCH_UP_ARGS = {
+    "build_packs": ["--lake", "L", "--segments", "S", "--spec", "P", "--from", "D1", "--to", "D2"],
+    "deliver": ["--lake", "L", "--segments", "S", "--from", "D1", "--to", "D2", "--channel", "C"],
+}
+
+
+@pytest.mark.parametrize("step", sorted(CATCH_UP_ARGS))
+def test_the_catch_up_date_range_arguments_parse(step: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run([*JOB_COMMANDS[step], *CATCH_UP_ARGS[step], "--help"]) == 0, capsys.readouterr().err
+    assert run([*JOB_COMMANDS[step], *CATCH_UP_ARGS[step], "--no-such-option", "--help"]) == 2
 
 
 def test_exit_codes_and_messages(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from dmp.reports.uplift_report import headline_rows, pre_period_rows, render_html, score_rows, write_report
+from dmp.reports.uplift_report import headline_rows, pre_period_rows, render_html, report_files, score_rows
 from dmp.stats import uplift
 
 
@@ -92,12 +92,12 @@ def test_pre_period_and_score_rows() -> None:
     ]
 
 
-def test_written_report_has_every_section(tmp_path: Path) -> None:
+def test_report_files_have_every_section() -> None:
     frame = _frame()
     report = uplift.evaluate_experiment(frame, window_days=3) | {"segment": "spring <revisit>", "scope": {}}
-    json_path, html_path = write_report(tmp_path / "r", report, frame)
-    assert json.loads(json_path.read_text())["uplift_abs"] == report["uplift_abs"]
-    text = html_path.read_text()
+    body, page = report_files(report, frame)
+    assert json.loads(body)["uplift_abs"] == report["uplift_abs"]
+    text = page.decode("utf-8")
     assert "<h1>Uplift report: spring &lt;revisit&gt;</h1>" in text
     assert f'<p class="verdict">{report["verdict"]}</p>' in text
     assert "<li><b>scope</b>: {}</li>" in text and "<li><b>window_days</b>: 3</li>" in text
@@ -108,3 +108,82 @@ def test_written_report_has_every_section(tmp_path: Path) -> None:
     plain = frame.drop(columns=["score", "days_to_convert", "pre_converted"])
     text = render_html(uplift.evaluate_experiment(plain), plain)
     assert len(re.findall(r"data:image/png;base64,", text)) == 1 and "Qini AUC" not in text
+
+
+def test_trust_cuped_and_cost_rows() -> None:
+    from dmp.reports.uplift_report import cost_rows, cuped_rows, trust_rows
+
+    report = REPORT | {
+        "observed_holdout_share": 0.2,
+        "expected_holdout_share": 0.1,
+        "srm_chi2": 133.33,
+        "srm_p_value": 1.2e-30,
+        "srm_mismatch": True,
+        "pre_period_days": 14,
+        "uplift_abs_cuped": 0.018,
+        "uplift_abs_cuped_ci": [-0.01, 0.046],
+        "variance_reduction": 0.234,
+        "incremental_value_cuped": None,
+        "incremental_value": 1200.0,
+        "incremental_value_ci": [-300.0, 2700.0],
+        "cost": 330.0,
+        "cost_delivery": 30.0,
+        "cost_coupons": 300.0,
+        "cost_by_channel": {
+            "coupon_center": {
+                "delivered_users": 1000,
+                "delivery": 30.0,
+                "coupons": 300.0,
+                "coupon_id": "CP-1",
+                "coupon_value": 10.0,
+                "redemptions": 30,
+                "total": 330.0,
+            }
+        },  # fmt: skip
+        "roi": 2.636,
+        "roi_ci": [-1.9, 7.2],
+    }
+    assert trust_rows(report) == [
+        ("Holdout share (observed / design)", "20.00% / 10.00%", ""),
+        ("Sample ratio check (chi-square, p-value)", "133.33, p = 0.0000", "MISMATCH: assignment or delivery is broken"),
+    ]  # fmt: skip
+    assert cuped_rows(report) == [
+        ("Uplift (absolute), plain", "+2.00 pts", "[-1.50 pts, +5.10 pts]"),
+        ("Uplift with CUPED on the 14 days before", "+1.80 pts", "[-1.00 pts, +4.60 pts]"),
+        ("Variance removed by CUPED", "23.4%", ""),
+    ]
+    assert cost_rows(report) == [
+        ("Incremental GMV", "1,200.00", "[-300.00, 2,700.00]"),
+        ("Cost (deliveries + coupons)", "330.00 (30.00 + 300.00)", ""),
+        (
+            "Cost of coupon_center",
+            "330.00",
+            "1,000 delivered users: 30.00; 30 x coupon CP-1 at 10.00: 300.00",
+        ),
+        ("Incremental ROI = (incremental GMV - cost) / cost", "263.6%", "[-190.0%, 720.0%]"),
+    ]
+    unchecked = REPORT | {"observed_holdout_share": 0.2, "srm_p_value": None, "srm_note": "not checked: x"}
+    assert trust_rows(unchecked) == [("Holdout share (observed)", "20.00%", "not checked: x")]
+    unknown = REPORT | {"cost": None, "cost_note": "cost not known for sms"}
+    assert cost_rows(unknown) == [("Cost and incremental ROI", "n/a", "cost not known for sms")]
+    assert trust_rows(REPORT) == [] and cuped_rows(REPORT) == [] and cost_rows(REPORT) == []
+
+
+def test_daily_chart_draws_the_always_valid_band(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dmp.reports import uplift_report
+
+    drawn = []
+    monkeypatch.setattr(uplift_report, "png_base64", lambda fig: drawn.append(fig) or "png")
+    frame = _frame(4000, seed=5)
+    report = uplift.evaluate_experiment(frame, window_days=3)
+    assert uplift_report.cumulative_chart(report) == "png"
+    ax = drawn[0].axes[0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert labels == ["always-valid 95% band (daily looks)", "95% CI (one look, at the end)", "uplift"]
+    cs_band, ci_band = ax.collections[0], ax.collections[1]
+    rows = report["cumulative_uplift"]
+    cs_y, ci_y = cs_band.get_paths()[0].vertices[:, 1], ci_band.get_paths()[0].vertices[:, 1]
+    assert cs_y.min() == pytest.approx(min(r["uplift_abs_cs"][0] for r in rows) * 100)
+    assert cs_y.max() == pytest.approx(max(r["uplift_abs_cs"][1] for r in rows) * 100)
+    assert ci_y.max() == pytest.approx(max(r["ci"][1] for r in rows) * 100) and ci_y.max() < cs_y.max()
+    drawn[0].clf()

@@ -7,6 +7,7 @@ import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -170,6 +171,16 @@ def test_evaluate_pack_on_tiny_lake(spark, tiny_lake: str, tmp_path: Path) -> No
     assert r["pre_diff_abs"] == pytest.approx(1 / 6 - 1 / 4)
     assert r["imbalanced"] is False and not any("before the campaign" in w for w in r["warnings"])
     assert not any(w.startswith("the pre-period check covers only") for w in r["warnings"])
+    # sample ratio: 6 / 4 against the spec's holdout 0.2 (8 / 2 expected): (6-8)²/8 + (4-2)²/2 = 2.5
+    assert (r["expected_holdout_share"], r["observed_holdout_share"]) == (0.2, 0.4)
+    assert r["srm_chi2"] == pytest.approx(2.5) and r["srm_p_value"] == pytest.approx(0.113846, abs=1e-6)
+    assert r["srm_mismatch"] is False and not any("sample ratio" in w for w in r["warnings"])
+    # CUPED on the 3-day pre-period (t3 and h4 bought before), beside the plain estimate
+    assert r["cuped_covariate"] == "pre_converted" and r["uplift_abs"] == pytest.approx(1 / 12)
+    assert r["uplift_abs_cuped"] is not None and r["variance_reduction"] is not None
+    # a pack evaluated alone is its own Holm family; no cost without channels.yaml
+    assert r["p_value_holm"] == pytest.approx(r["p_value"]) and r["multiple_testing"]["family_size"] == 1
+    assert r["cost"] is None and r["roi"] is None and "no channels file" in r["cost_note"]
 
     # gold/uplift_results: one row per metric, keyed by segment + run_date
     all_res = lk.read_table(spark, lake, tables.UPLIFT_RESULTS).toPandas()
@@ -188,17 +199,31 @@ def test_evaluate_pack_on_tiny_lake(spark, tiny_lake: str, tmp_path: Path) -> No
         list(uplift.diff_interval(1, 6, 1, 4))
     )
     assert res.loc["uplift_abs_adjusted", "value"] == pytest.approx(r["uplift_abs_adjusted"])
+    assert res.loc["srm_chi2", "value"] == pytest.approx(2.5)
+    assert res.loc["srm_p_value", "value"] == pytest.approx(r["srm_p_value"])
+    assert res.loc["expected_holdout_share", "value"] == pytest.approx(0.2)
+    assert res.loc["uplift_abs_cuped", ["value", "ci_low", "ci_high"]].tolist() == pytest.approx(
+        [r["uplift_abs_cuped"], *r["uplift_abs_cuped_ci"]]
+    )
+    assert res.loc["variance_reduction", "value"] == pytest.approx(r["variance_reduction"])
+    assert res.loc["p_value_holm", "value"] == pytest.approx(r["p_value"])
+    assert res.loc["holm_family_size", "value"] == 1.0
+    assert res.loc["cost", "value"] is None or pd.isna(res.loc["cost", "value"])
 
     # the report files
     saved = json.loads((out / "report.json").read_text())
     assert saved["uplift_abs_ci"] == pytest.approx([low, high])
+    assert saved["srm_chi2"] == pytest.approx(2.5) and saved["srm_p_value"] == pytest.approx(r["srm_p_value"])
     for key in ("n_treatment", "n_control", "rate_treatment", "rate_control", "uplift_abs", "uplift_abs_ci",
                 "uplift_rel", "p_value", "incremental_conversions", "incremental_value", "incremental_value_ci",
                 "mde", "qini_auc", "uplift_auc", "uplift_at_k", "pre_rate_treatment", "pre_p_value",
-                "uplift_abs_adjusted", "uplift_abs_adjusted_ci"):  # fmt: skip
+                "uplift_abs_adjusted", "uplift_abs_adjusted_ci", "srm_chi2", "srm_p_value", "uplift_abs_cuped",
+                "uplift_abs_cuped_ci", "variance_reduction", "p_value_holm", "cost", "roi", "roi_ci"):  # fmt: skip
         assert key in saved, key
     page = (out / "report.html").read_text()
     assert "Before the campaign: gap between the groups" in page and "2026-03-13" in page
+    assert "Holdout share (observed / design)" in page and "40.00% / 20.00%" in page
+    assert "Sample ratio check (chi-square, p-value)" in page and "2.50, p = 0.1138" in page
     assert (
         len(re.findall(r'src="data:image/png;base64,[A-Za-z0-9+/=]{200,}"', page)) == 3
     )  # rates, days, qini
@@ -345,11 +370,14 @@ def test_pack_context_and_result_rows() -> None:
         "channels": ["coupon_center", "jd_ads"],
         "window_days": 3,
         "window": ["2026-03-16", "2026-03-18"],
+        "pre_period_days": 3,
         "pre_window": ["2026-03-13", "2026-03-15"],
         "outcome": "converted = at least one order in scope in the window; value = GMV in scope in the window",
         "data_until": "2026-03-18",
     }
     assert pack_context("s", R, 3, None, OutcomeScope(), [], None)["channel"] == "none"
+    longer = pack_context("s", R, 3, None, S001, [], None, pre_period_days=7)
+    assert (longer["pre_period_days"], longer["pre_window"]) == (7, ["2026-03-09", "2026-03-15"])
 
     report = {
         "n_treatment": 6, "n_control": 4, "uplift_abs": 0.25, "uplift_abs_ci": [-0.1, 0.6], "rate_treatment": 0.5,
@@ -440,6 +468,73 @@ def test_byo_cli_with_a_pre_period_column(tmp_path: Path) -> None:
     assert f"{csv}: column 'bought_before' is not binary: found ['maybe']" in str(res.exception)
     res = CliRunner().invoke(app, [*base, "--pre-outcome-col", "nope", "--out", str(tmp_path / "c")])
     assert res.exit_code != 0 and "column 'nope' (--pre-outcome-col) not found" in str(res.exception)
+
+
+def test_byo_expected_holdout_share_runs_the_sample_ratio_check(tmp_path: Path) -> None:
+    from scipy.stats import chi2
+
+    from dmp.cli import app
+
+    csv = _byo_csv(tmp_path / "exp.csv")
+    base = ["evaluate", "--input", str(csv), "--group-col", "arm", "--outcome-col", "bought",
+            "--treatment-value", "A", "--control-value", "B"]  # fmt: skip
+    # 1000 / 1000 as designed (50 %): chi2 0, p 1
+    res = CliRunner().invoke(app, [*base, "--expected-holdout-share", "0.5", "--out", str(tmp_path / "even")])
+    assert res.exit_code == 0, res.output
+    even = json.loads((tmp_path / "even" / "report.json").read_text())
+    assert (even["srm_chi2"], even["srm_p_value"], even["srm_mismatch"]) == (0.0, 1.0, False)
+    assert "sample ratio: holdout 50.00% of users, design 50.00% (chi-square 0.00, p = 1)" in " ".join(
+        res.output.split()
+    )
+    # the same file read as a 30 % holdout design: expected 1400 / 600
+    res = CliRunner().invoke(app, [*base, "--expected-holdout-share", "0.3", "--out", str(tmp_path / "off")])
+    assert res.exit_code == 0, res.output
+    off = json.loads((tmp_path / "off" / "report.json").read_text())
+    want = 400**2 / 1400 + 400**2 / 600
+    assert off["srm_chi2"] == pytest.approx(want) and off["srm_p_value"] == pytest.approx(chi2.sf(want, 1))
+    assert off["srm_mismatch"] is True and off["conclusive"] is False
+    assert off["warnings"][0].startswith("sample ratio mismatch: the holdout is 50.00% of the users")
+    assert "MISMATCH" in res.output
+    # without it the check is not run, and the report says so
+    res = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "none")])
+    plain = json.loads((tmp_path / "none" / "report.json").read_text())
+    assert (
+        plain["srm_p_value"] is None
+        and plain["srm_note"] == "not checked: no expected holdout share was given"
+    )
+    assert (
+        "not checked: no expected holdout share was given" in (tmp_path / "none" / "report.html").read_text()
+    )
+    for bad in ("1.5", "0"):
+        res = CliRunner().invoke(
+            app, [*base, "--expected-holdout-share", bad, "--out", str(tmp_path / "bad")]
+        )
+        assert res.exit_code != 0 and isinstance(res.exception, DmpError)
+        assert str(res.exception).startswith(
+            f"--expected-holdout-share: got {float(bad)!r}; expected a share"
+        )
+    assert not (tmp_path / "bad").exists()
+    res = CliRunner().invoke(
+        app, ["evaluate", "--segment", "s", "--run-date", "2026-03-15", "--expected-holdout-share", "0.1"]
+    )
+    assert "--expected-holdout-share is for --input files" in str(res.exception)
+
+
+def test_byo_srm_known_answer(tmp_path: Path) -> None:
+    """Fabijan et al.'s example through evaluate_file: 821,588 vs 815,482 users in a 50/50 design."""
+    from dmp.steps.evaluate_file import ExternalColumns, evaluate_file
+
+    n_t, n_c = 821_588, 815_482
+    df = pd.DataFrame({"arm": np.repeat(np.array([1, 0], dtype=np.int8), [n_t, n_c]), "y": np.int8(0)})
+    df.loc[::50, "y"] = 1
+    path = tmp_path / "big.parquet"
+    df.to_parquet(path)
+    r = evaluate_file(path, tmp_path / "o", ExternalColumns("arm", "y"), expected_holdout_share=0.5).report
+    assert (r["n_treatment"], r["n_control"]) == (n_t, n_c)
+    assert r["srm_chi2"] == pytest.approx(22.77, abs=0.005) and r["srm_p_value"] == pytest.approx(
+        1.82e-6, rel=0.01
+    )
+    assert r["srm_mismatch"] is True and r["conclusive"] is False
 
 
 def test_byo_parquet_with_default_labels(tmp_path: Path) -> None:
