@@ -11,7 +11,9 @@ from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, tas
 
 from dmp.orchestration.planning import (
     USER_TAGS_ASSET,
-    asset_run_date,
+    asset_run_dates,
+    date_args,
+    date_ranges,
     list_channels,
     list_specs,
     spec_info,
@@ -25,38 +27,42 @@ USER_TAGS = Asset(**USER_TAGS_ASSET)
 DOC = """
 ### dmp_audiences
 
-Runs when `dmp_daily` publishes a validated tag snapshot (asset `dmp_user_tags`; the run date is
-the `date_to` in the asset event's extra), or by hand with `params.run_date`.
+Runs when `dmp_daily` publishes a validated tag snapshot (asset `dmp_user_tags`), or by hand with
+`params.run_date`. The run dates are **every** day the triggering asset events cover
+(`date_from` … `date_to` of each event's extra), sorted, each once: after a catch-up Airflow hands
+one run all the queued events, and each of their days gets its packs and deliveries, in date order.
 
-1. `run_date`, `list_specs`, `list_dependent_specs`: light tasks (no Spark). Every `*.yaml` in the segments folder
+1. `run_dates`, `list_specs`, `list_dependent_specs`: light tasks (no Spark). Every `*.yaml` in the segments folder
    (Variable `dmp_segments`, env `DMP_SEGMENTS`) becomes one mapped task. Specs that reference
    another segment (lookalike seed, `exclude.segments`) go to the second wave so their input pack
    is built first.
 2. `build_pack` / `build_dependent_pack` (dynamic task mapping, one instance per spec): the spec is
    validated first (`dmp segments validate`, no JVM); an invalid spec fails **its own** instance
    with the validation message and is not retried (`AirflowFailException`); a valid one runs
-   `jobs/build_packs.py --spec PATH` (`dmp segments build`) with spark-submit. Specs in a
+   `jobs/build_packs.py --spec PATH` (`dmp segments build`) with spark-submit, one job per run of
+   consecutive dates (`--from A --to B` processes them in order). Specs in a
    reference cycle or naming an unknown segment are planned last and fail their own validation.
 3. `plan_deliveries` (trigger rule `all_done`): the channels named by the packs that were built.
 4. `deliver` (mapped per channel): `jobs/deliver.py --channel C` writes the files, manifest and
-   `_SUCCESS`; so valid packs are delivered even when another spec failed.
+   `_SUCCESS` for each run date in order; so valid packs are delivered even when another spec failed.
 5. `audit` (`all_done`, last): fails the run if any spec or delivery failed, naming them, so a
    broken spec is visible in the run state while everything else still went out.
 """
 
 
 @task(execution_timeout=timedelta(minutes=5))
-def run_date() -> str:
-    """The pack date: params.run_date, else the triggering asset event's date_to, else ds."""
+def run_dates() -> list[str]:
+    """The pack dates: [params.run_date], else every day of the triggering asset events, else [ds]."""
     ctx = get_current_context()
     if ctx["params"].get("run_date"):
-        return str(ctx["params"]["run_date"])
+        return [str(ctx["params"]["run_date"])]
     events = ctx.get("triggering_asset_events") or {}
-    from_asset = asset_run_date([e.extra for evs in events.values() for e in evs])
-    if from_asset:
-        return from_asset
+    from_assets = asset_run_dates(e.extra for evs in events.values() for e in evs)
+    if from_assets:
+        print(f"{len(from_assets)} run date(s) from the queued {USER_TAGS.name} events: {from_assets}")
+        return from_assets
     logical = ctx.get("logical_date") or datetime.now(UTC)
-    return logical.date().isoformat()
+    return [logical.date().isoformat()]
 
 
 def _waves() -> list[list[str]]:
@@ -93,19 +99,20 @@ def _validate(spec: str, segments: str) -> None:
         raise AirflowFailException(f"{spec}: invalid segment spec:\n" + "\n".join(message[-30:]))
 
 
-def _build(spec: str, day: str) -> dict[str, Any]:
+def _build(spec: str, days: list[str]) -> dict[str, Any]:
     get_current_context()["dmp_label"] = spec.rsplit("/", 1)[-1]  # type: ignore[typeddict-unknown-key]
     segments = setting("segments")
     _validate(spec, segments)
     info = spec_info(spec)
-    args = ["--lake", setting("lake"), "--segments", segments, "--spec", spec, "--date", day]
-    run_spark_job("build_packs", args)
+    for start, end in date_ranges(days):
+        args = ["--lake", setting("lake"), "--segments", segments, "--spec", spec, *date_args(start, end)]
+        run_spark_job("build_packs", args)
     return {"segment": info.name, "channels": info.channels, "spec": spec}
 
 
 @task(execution_timeout=timedelta(hours=1), map_index_template="{{ dmp_label }}")
-def build_pack(spec: str, day: str) -> dict[str, Any]:
-    return _build(spec, day)
+def build_pack(spec: str, days: list[str]) -> dict[str, Any]:
+    return _build(spec, days)
 
 
 @task(
@@ -113,8 +120,8 @@ def build_pack(spec: str, day: str) -> dict[str, Any]:
     trigger_rule=TriggerRule.ALL_DONE,
     map_index_template="{{ dmp_label }}",
 )
-def build_dependent_pack(spec: str, day: str) -> dict[str, Any]:
-    return _build(spec, day)
+def build_dependent_pack(spec: str, days: list[str]) -> dict[str, Any]:
+    return _build(spec, days)
 
 
 @task(execution_timeout=timedelta(minutes=5), trigger_rule=TriggerRule.ALL_DONE)
@@ -126,10 +133,11 @@ def plan_deliveries(first: list[dict[str, Any]], second: list[dict[str, Any]]) -
 
 
 @task(execution_timeout=timedelta(hours=1), map_index_template="{{ dmp_label }}")
-def deliver(channel: str, day: str) -> dict[str, str]:
+def deliver(channel: str, days: list[str]) -> dict[str, str]:
     get_current_context()["dmp_label"] = channel  # type: ignore[typeddict-unknown-key]
-    args = ["--lake", setting("lake"), "--segments", setting("segments"), "--date", day]
-    run_spark_job("deliver", [*args, "--channel", channel])
+    for start, end in date_ranges(days):
+        args = ["--lake", setting("lake"), "--segments", setting("segments"), *date_args(start, end)]
+        run_spark_job("deliver", [*args, "--channel", channel])
     return {"channel": channel}
 
 
@@ -175,14 +183,14 @@ def audit(
     tags=["dmp", "audiences", "spark", "delivery"],
 )
 def dmp_audiences() -> None:
-    day = run_date()
+    days = run_dates()
     independent = independent_specs()
     dependent = list_dependent_specs()
-    first = build_pack.partial(day=day).expand(spec=independent)
-    second = build_dependent_pack.partial(day=day).expand(spec=dependent)
+    first = build_pack.partial(days=days).expand(spec=independent)
+    second = build_dependent_pack.partial(days=days).expand(spec=dependent)
     first >> second
     channels = plan_deliveries(first, second)
-    delivered = deliver.partial(day=day).expand(channel=channels)
+    delivered = deliver.partial(days=days).expand(channel=channels)
     audit(independent, dependent, first, second, channels, delivered)
 
 

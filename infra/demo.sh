@@ -19,7 +19,7 @@ began=$(date +%s)
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 # Fresh run: the previous demo's lake, deliveries and Airflow DB go away.
-rm -rf "$out/landing" "$out/lakehouse" "$out/reports" "$out/delivery" "$out/airflow" "$out/logs"
+rm -rf "$out/landing" "$out/lakehouse" "$out/delivery" "$out/airflow" "$out/logs"
 mkdir -p "$out/logs"
 
 step "generate demo data: $users users x $days days (seed $seed)"
@@ -104,5 +104,5 @@ for u in json.load(open(sys.argv[2]))["uplift"]:
           f"[{pct(low)}, {pct(high)}]: the truth is {where}")
 EOF
 echo
-echo "Airflow home: $AIRFLOW_HOME   DAG logs: $out/logs/   deliveries: $out/delivery/   reports: $out/reports/"
+echo "Airflow home: $AIRFLOW_HOME   DAG logs: $out/logs/   deliveries: $out/delivery/   reports: $out/lakehouse/reports/"
 echo "demo finished in $(( $(date +%s) - began ))s"

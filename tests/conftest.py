@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,8 @@ TAOBAO_SAMPLE = REPO_ROOT / "tests" / "data" / "taobao" / "taobao_userbehavior_s
 os.environ.setdefault("DMP_SHUFFLE_PARTITIONS", "2")
 os.environ.setdefault("DMP_SPARK_UI", "false")
 os.environ.setdefault("DMP_DRIVER_MEMORY", "2g")
+# Importing Airflow creates $AIRFLOW_HOME (logs, config): a temporary one, never the user's ~/airflow.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="dmp-airflow-home-"))
 
 
 @pytest.fixture(scope="session")

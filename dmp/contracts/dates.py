@@ -6,8 +6,15 @@ from datetime import date, timedelta
 
 from dmp.contracts.errors import DmpError
 
-# Days after a run date whose orders count as the campaign's outcome, when nothing else says.
+# Days after a run date whose orders count as the campaign's outcome (R+1 … R+N): a spec's
+# ``attribution_days``, this when the spec does not say. Not the look-back ``window_days`` (which
+# days of behaviour select the audience, R-N+1 … R): a 30-day look-back can run a 14-day campaign.
 DEFAULT_ATTRIBUTION_DAYS = 14
+# The longest attribution window a spec may ask for. Past ~90 days the treatment/holdout gap is
+# mostly other campaigns and season, the pre-period balance check (the same N days before R) and
+# the "delivered shortly before" look-back (2N days) reach back months, and the 90-day tags no
+# longer describe the users that were selected.
+MAX_ATTRIBUTION_DAYS = 90
 
 
 def parse_date(value: str, field: str = "--date") -> date:

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from dmp.contracts.channels import CHANNELS_FILE
-from dmp.contracts.dates import DEFAULT_ATTRIBUTION_DAYS
+from dmp.contracts.dates import DEFAULT_ATTRIBUTION_DAYS, MAX_ATTRIBUTION_DAYS
 from dmp.contracts.graph import dependency_waves
 from dmp.contracts.status import as_date, delivered_keys
 from dmp.contracts.tables import USER_TAGS
 
-# Outcomes count in the N days after the run date; N = the spec's window_days, else this.
 # The Airflow asset dmp_daily updates when a tag snapshot passed its gate (dmp_audiences runs on it).
 USER_TAGS_ASSET = {"name": "dmp_user_tags", "uri": f"dmp://lake/{USER_TAGS}"}
 
@@ -43,12 +42,57 @@ def run_dates(params: Mapping[str, Any], logical_date: datetime | date | None) -
     return date.fromisoformat(start).isoformat(), date.fromisoformat(end).isoformat()
 
 
-def asset_run_date(events: Iterable[Mapping[str, Any]]) -> str | None:
-    """Latest ``date_to`` carried by the triggering asset events' extra (None if there is none)."""
-    dates = [
-        str(e.get("date_to") or e.get("date")) for e in events if e and (e.get("date_to") or e.get("date"))
-    ]
-    return max(dates) if dates else None
+def _event_days(extra: Mapping[str, Any]) -> list[date]:
+    """Every day one asset event covers: ``date_from`` … ``date_to`` (a range run of dmp_daily), or
+    ``date`` / ``date_to`` alone; [] for an event without dates (e.g. one emitted by hand)."""
+    end_text = extra.get("date_to") or extra.get("date")
+    if not end_text:
+        return []
+    start_text = extra.get("date_from") or end_text
+    try:
+        start, end = date.fromisoformat(str(start_text)), date.fromisoformat(str(end_text))
+    except ValueError:
+        raise ValueError(
+            f"{USER_TAGS_ASSET['name']} asset event extra {dict(extra)!r}: "
+            "date_from / date_to must be dates as YYYY-MM-DD"
+        ) from None
+    if end < start:
+        raise ValueError(
+            f"{USER_TAGS_ASSET['name']} asset event extra {dict(extra)!r}: date_to {end} is before date_from {start}"
+        )
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def asset_run_dates(events: Iterable[Mapping[str, Any] | None]) -> list[str]:
+    """Every day the triggering asset events cover, sorted, each once.
+
+    Airflow queues the events that arrive while a run of the consuming DAG is busy and hands them
+    all to the next run (``triggering_asset_events``), in no promised order, possibly twice for a
+    day whose tags were rebuilt. A catch-up of several days must build packs for each of them, in
+    date order (an incremental delivery diffs against the day before), so nothing is dropped.
+    """
+    days = {day for extra in events if extra for day in _event_days(extra)}
+    return [day.isoformat() for day in sorted(days)]
+
+
+def date_ranges(days: Iterable[str]) -> list[tuple[str, str]]:
+    """Sorted distinct ``days`` as runs of consecutive days: one ``--from A --to B`` job per run.
+
+    ``["2026-03-01", "2026-03-02", "2026-03-05"]`` -> ``[("2026-03-01", "2026-03-02"),
+    ("2026-03-05", "2026-03-05")]``: a step processes a range in one Spark application, in order.
+    """
+    ranges: list[tuple[date, date]] = []
+    for day in sorted({date.fromisoformat(d) for d in days}):
+        if ranges and day == ranges[-1][1] + timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return [(a.isoformat(), b.isoformat()) for a, b in ranges]
+
+
+def date_args(start: str, end: str) -> list[str]:
+    """The CLI's date options for one range: ``--date D`` for one day, else ``--from A --to B``."""
+    return ["--date", start] if start == end else ["--from", start, "--to", end]
 
 
 # ------------------------------------------------------------------------------- specs, channels
@@ -76,15 +120,19 @@ def list_specs(segments_dir: str) -> list[str]:
 
 
 def _load_yaml(path: str) -> object:
-    import yaml
+    """The file's YAML value, with the size, alias and depth limits of every spec read (safe_yaml)."""
+    from dmp.contracts.safe_yaml import load_yaml_file
 
-    with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    return load_yaml_file(Path(path))
 
 
-def attribution_days(window_days: int | None) -> int:
-    """Days after the run date during which outcomes count: the spec's ``window_days``, else 14."""
-    return window_days or DEFAULT_ATTRIBUTION_DAYS
+def _lenient_attribution_days(raw: Mapping[str, Any]) -> int:
+    """``attribution_days`` of a spec that does not validate, when it is a usable value, else the
+    default: a pack delivered while the spec was valid is still evaluated over its window."""
+    days = raw.get("attribution_days")
+    if isinstance(days, int) and not isinstance(days, bool) and 1 <= days <= MAX_ATTRIBUTION_DAYS:
+        return days
+    return DEFAULT_ATTRIBUTION_DAYS
 
 
 def spec_info(path: str) -> SpecInfo:
@@ -105,7 +153,7 @@ def spec_info(path: str) -> SpecInfo:
         name=spec.name,
         channels=list(spec.channels),
         refs=sorted(spec_references(spec)),
-        attribution_days=attribution_days(spec.window_days),
+        attribution_days=spec.attribution_days,
         valid=True,
     )
 
@@ -126,7 +174,13 @@ def _lenient_spec_info(path: str) -> SpecInfo:
         refs.add(seed)
     elif isinstance(seed, dict) and isinstance(seed.get("segment"), str):
         refs.add(seed["segment"])
-    return SpecInfo(path=path, name=name, channels=channels, refs=sorted(refs))
+    return SpecInfo(
+        path=path,
+        name=name,
+        channels=channels,
+        refs=sorted(refs),
+        attribution_days=_lenient_attribution_days(raw),
+    )
 
 
 def spec_levels(infos: list[SpecInfo]) -> list[list[str]]:
@@ -161,7 +215,8 @@ def due_evaluations(
 ) -> list[dict[str, str]]:
     """(segment, run_date) pairs whose attribution window (run_date+1 .. run_date+N) has closed.
 
-    A window closes when its last day is on or before ``as_of`` (the latest day whose data is in the
+    ``windows`` maps a segment to its spec's ``attribution_days`` (:attr:`SpecInfo.attribution_days`;
+    never the look-back ``window_days``); a segment without a spec gets the default. A window closes when its last day is on or before ``as_of`` (the latest day whose data is in the
     lake). Only deliveries whose latest attempt succeeded count (``delivered_keys``); pairs already
     in ``evaluated`` are skipped; one entry per pair even if it went to several channels (the
     evaluation compares the pack's groups).

@@ -83,7 +83,7 @@ MALFORMED: list[tuple[str, dict[str, Any], str, str]] = [
         "windows_days",
         "unknown field; allowed: name, description, kind, scope, window_days, behaviors, exclude_purchasers, "
         "competitors, own, categories, action, seed, expansion, model, min_seed, where, exclude, holdout, "
-        "holdout_salt, min_size, max_size, channels, coupon",
+        "holdout_salt, min_size, max_size, channels, coupon, attribution_days",
     ),
     (
         "unknown nested field",
@@ -332,7 +332,7 @@ def test_several_errors_are_all_reported(tmp_path: Path) -> None:
         f"{path}: holdout: must be <= 0.5, got 2",
         f"{path}: colour: unknown field; allowed: name, description, kind, scope, window_days, behaviors, "
         "exclude_purchasers, competitors, own, categories, action, seed, expansion, model, min_seed, where, "
-        "exclude, holdout, holdout_salt, min_size, max_size, channels, coupon",
+        "exclude, holdout, holdout_salt, min_size, max_size, channels, coupon, attribution_days",
     ]
 
 
@@ -375,6 +375,7 @@ def test_folder_checks_references_cycles_channels_and_files(tmp_path: Path) -> N
             "l.yaml": "name: l\nkind: rule\nkind: rule\nwhere: {tag: recency_days, lte: 7}\n",
             "m.yaml": "- just\n- a list\n",
             "good.yaml": rule("good", exclude={"segments": ["ok"]}, channels=["jd_ads"]),
+            "n.yaml": rule("n", channels=["jd_ads"]),
         },
     )
     spec_set = load_specs(folder)
@@ -385,22 +386,26 @@ def test_folder_checks_references_cycles_channels_and_files(tmp_path: Path) -> N
             f"{f}/b.yaml: exclude.segments: cycle between segments: a -> b -> c -> a",
             f"{f}/c.yaml: exclude.segments: cycle between segments: a -> b -> c -> a",
             f"{f}/d.yaml: exclude.segments[0]: unknown segment 'nope'; known: a, b, c, d, e, f, g, good, h, i, j, k, "
-            "l, m, ok",
+            "l, m, n, ok",
             f"{f}/e.yaml: channels[1]: unknown channel 'weibo'; defined in {f}/channels.yaml: coupon_center, jd_ads",
             f"{f}/f.yaml: coupon: required because channel 'coupon_center' is a coupon channel; "
             "give {coupon_id, value, threshold, valid_days}",
             f"{f}/g.yaml: name: 'wrong_name' does not match the file name; name the file wrong_name.yaml",
-            f"{f}/h.yaml: invalid YAML at line 4, column 1: expected ',' or '}}', but got '<stream end>'",
-            f"{f}/ok.yml: name: duplicate segment name 'ok' (also in {f}/ok.yaml)",
+            f"{f}/h.yaml: invalid YAML at line 4, column 1: did not find expected ',' or '}}'; "
+            "fix the syntax (indentation, quotes, ':' after keys)",
+            # x.yaml next to x.yml: neither is the segment, both are named; the other specs are unaffected.
+            f"{f}/ok.yaml: name: segment 'ok' is defined by 2 files ({f}/ok.yaml, {f}/ok.yml); keep one",
+            f"{f}/ok.yml: name: segment 'ok' is defined by 2 files ({f}/ok.yaml, {f}/ok.yml); keep one",
+            f"{f}/good.yaml: exclude.segments[0]: segment 'ok' is invalid (see {f}/ok.yaml)",
             f"{f}/i.yml: name: 'ok' does not match the file name; name the file ok.yaml",
             f"{f}/j.yaml: seed.segment: segment 'h' is invalid (see {f}/h.yaml)",
             f"{f}/k.yaml: exclude.segments: depends on segment 'j', which is invalid",
-            f"{f}/l.yaml: invalid YAML at line 3, column 1: duplicate key 'kind'",
+            f"{f}/l.yaml: key 'kind' appears twice, at line 2 and line 3; each key may be given once per mapping",
             f"{f}/m.yaml: (top level): expected a mapping of spec fields (name, kind, ...), got list",
         ]
     )
-    assert sorted(spec_set.specs) == ["good", "ok"]
-    assert spec_set.path_of.get("good") == folder / "good.yaml"
+    assert sorted(spec_set.specs) == ["n"]
+    assert spec_set.path_of.get("n") == folder / "n.yaml"
 
 
 def test_validate_only_the_given_paths(tmp_path: Path) -> None:

@@ -114,10 +114,10 @@ def test_audiences_maps_specs_and_channels_and_tolerates_failed_specs(bag: dict)
     assert aud["asset_schedule"] == ["dmp_user_tags"]
     t = aud["tasks"]
     assert t["build_pack"]["mapped"] and t["build_dependent_pack"]["mapped"] and t["deliver"]["mapped"]
-    assert t["build_pack"]["upstream"] == ["list_specs", "run_date"]
+    assert t["build_pack"]["upstream"] == ["list_specs", "run_dates"]
     assert "build_pack" in t["build_dependent_pack"]["upstream"]
     assert t["plan_deliveries"]["upstream"] == ["build_dependent_pack", "build_pack"]
-    assert t["deliver"]["upstream"] == ["plan_deliveries", "run_date"]
+    assert t["deliver"]["upstream"] == ["plan_deliveries", "run_dates"]
     # A failed spec must not stop the second wave, the delivery planning or the final audit.
     for task_id in ("build_dependent_pack", "plan_deliveries", "audit"):
         assert t[task_id]["trigger_rule"] == "all_done", task_id
@@ -174,10 +174,41 @@ def test_run_dates_from_params_or_logical_date() -> None:
         planning.run_dates({"date_from": "2026-03-04", "date_to": "2026-03-01"}, None)
     with pytest.raises(ValueError, match="no logical date"):
         planning.run_dates({}, None)
-    assert planning.asset_run_date(
-        [{"date_from": "2026-03-01", "date_to": "2026-03-03"}, {"date": "2026-03-05"}]
-    ) == ("2026-03-05")
-    assert planning.asset_run_date([{}, {"lake": "x"}]) is None
+
+
+def test_queued_asset_events_give_every_date_sorted_once() -> None:
+    # three events queued during a catch-up: out of order, one day twice (its tags were rebuilt)
+    events = [
+        {"date_from": "2026-03-03", "date_to": "2026-03-03", "lake": "/l"},
+        {"date_from": "2026-03-01", "date_to": "2026-03-01", "lake": "/l"},
+        {"date_from": "2026-03-03", "date_to": "2026-03-03", "lake": "/l"},
+    ]
+    assert planning.asset_run_dates(events) == ["2026-03-01", "2026-03-03"]
+    # one range run of dmp_daily covers every day of its range; `date` alone is one day
+    ranged = [{"date_from": "2026-03-04", "date_to": "2026-03-06"}, {"date": "2026-03-02"}, *events]
+    assert planning.asset_run_dates(ranged) == [
+        "2026-03-01",
+        "2026-03-02",
+        "2026-03-03",
+        "2026-03-04",
+        "2026-03-05",
+        "2026-03-06",
+    ]
+    assert planning.asset_run_dates([{}, {"lake": "x"}, None]) == []
+    with pytest.raises(
+        ValueError, match=r"dmp_user_tags asset event extra \{'date_to': '03/05/2026'\}: date_from"
+    ):
+        planning.asset_run_dates([{"date_to": "03/05/2026"}])
+    with pytest.raises(ValueError, match="date_to 2026-03-01 is before date_from 2026-03-04"):
+        planning.asset_run_dates([{"date_from": "2026-03-04", "date_to": "2026-03-01"}])
+
+
+def test_date_ranges_group_consecutive_days_into_one_job_each() -> None:
+    days = ["2026-03-05", "2026-03-01", "2026-03-02", "2026-03-02", "2026-03-07", "2026-03-06"]
+    assert planning.date_ranges(days) == [("2026-03-01", "2026-03-02"), ("2026-03-05", "2026-03-07")]
+    assert planning.date_ranges([]) == []
+    assert planning.date_args("2026-03-05", "2026-03-05") == ["--date", "2026-03-05"]
+    assert planning.date_args("2026-03-05", "2026-03-07") == ["--from", "2026-03-05", "--to", "2026-03-07"]
 
 
 STORE_REVISIT = "kind: store_revisit\nscope: {store_ids: [S001]}\nbehaviors: [view]\n"
@@ -187,11 +218,13 @@ def test_specs_channels_and_waves(tmp_path: Path) -> None:
     (tmp_path / "channels.yaml").write_text(
         "channels:\n  jd_ads: {type: ad}\n  coupon_center: {type: coupon}\n"
     )
-    (tmp_path / "a.yaml").write_text(f"name: a\n{STORE_REVISIT}window_days: 14\nchannels: [jd_ads]\n")
+    (tmp_path / "a.yaml").write_text(f"name: a\n{STORE_REVISIT}window_days: 30\nchannels: [jd_ads]\n")
     (tmp_path / "b.yml").write_text(
         "name: b\nkind: lookalike\nseed: {segment: a}\nexpansion: {size: 10}\nchannels: [coupon_center]\n"
     )
-    (tmp_path / "c.yaml").write_text(f"name: c\n{STORE_REVISIT}window_days: 7\nexclude: {{segments: [b]}}\n")
+    (tmp_path / "c.yaml").write_text(
+        f"name: c\n{STORE_REVISIT}window_days: 30\nattribution_days: 7\nexclude: {{segments: [b]}}\n"
+    )
     (tmp_path / "d.yaml").write_text(
         "name: d\nkind: rule\nwhere: {tag: lifecycle_stage, eq: active}\nexclude: {segments: [ghost]}\n"
     )
@@ -201,10 +234,10 @@ def test_specs_channels_and_waves(tmp_path: Path) -> None:
     assert [Path(p).name for p in specs] == ["a.yaml", "b.yml", "broken.yaml", "c.yaml", "d.yaml"]
     infos = [planning.spec_info(p) for p in specs]
     assert [(i.name, i.refs, i.attribution_days, i.valid) for i in infos] == [
-        ("a", [], 14, True),
-        ("b", ["a"], 14, True),  # lookalike: no window_days of its own, the default window
+        ("a", [], 14, True),  # looks back 30 days, evaluated over the default attribution window
+        ("b", ["a"], 14, True),
         ("broken", [], 14, False),  # unreadable: planned under its file name, its own task reports the error
-        ("c", ["b"], 7, True),
+        ("c", ["b"], 7, True),  # its attribution_days, not its window_days
         ("d", ["ghost"], 14, True),  # valid on its own; the folder's validation rejects the reference
     ]
     assert infos[1].channels == ["coupon_center"]
@@ -225,9 +258,13 @@ def test_invalid_spec_is_planned_leniently_with_the_references_it_names(tmp_path
     path.write_text("name: x\nkind: lookalike\nseed: a\nexclude: {segments: [b, 3]}\nchannels: [jd_ads, 1]\n")
     info = planning.spec_info(str(path))
     assert (info.name, info.refs, info.channels, info.valid) == ("x", ["a", "b"], ["jd_ads"], False)
-    # keys the spec model forbids (attribution_days) are not read: an invalid spec gets the default
-    path.write_text("name: x\nattribution_days: 3\nwindow_days: 5\n")
-    assert planning.spec_info(str(path)).attribution_days == planning.DEFAULT_ATTRIBUTION_DAYS
+    # an invalid spec keeps a usable attribution_days (its earlier packs are still evaluated over
+    # it), never its look-back window_days; an unusable value gets the default
+    path.write_text("name: x\nkind: rule\nattribution_days: 3\nwindow_days: 5\n")
+    assert planning.spec_info(str(path)).attribution_days == 3
+    for bad in ("0", "91", "'3'", "true"):
+        path.write_text(f"name: x\nkind: rule\nattribution_days: {bad}\nwindow_days: 5\n")
+        assert planning.spec_info(str(path)).attribution_days == planning.DEFAULT_ATTRIBUTION_DAYS, bad
 
 
 def test_due_evaluations_only_closed_delivered_and_not_yet_evaluated() -> None:

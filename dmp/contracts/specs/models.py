@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from dmp.contracts.dates import DEFAULT_ATTRIBUTION_DAYS, MAX_ATTRIBUTION_DAYS
 from dmp.contracts.holdout import DEFAULT_SALT
 from dmp.contracts.specs._base import _Model, field_error
 from dmp.contracts.specs.conditions import Condition
@@ -149,6 +150,20 @@ class SegmentSpec(_Model):
     max_size: Annotated[int, Field(ge=1)] | None = None
     channels: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = Field(default_factory=list)
     coupon: Coupon | None = None
+    # The campaign's outcome window R+1 … R+N (dmp evaluate, dmp_uplift's "window closed" rule,
+    # the coupon's validity), not the look-back ``window_days`` that selects the audience.
+    attribution_days: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=MAX_ATTRIBUTION_DAYS,
+            description=(
+                "Days after the run date whose orders count as the campaign's outcome (R+1 … R+N): "
+                f"the uplift evaluation's window. Default {DEFAULT_ATTRIBUTION_DAYS}. Independent of "
+                "window_days (the look-back that selects the audience); a coupon's valid_days must fit in it."
+            ),
+        ),
+    ] = DEFAULT_ATTRIBUTION_DAYS
 
     @model_validator(mode="after")
     def _kind_fields(self) -> SegmentSpec:
@@ -171,6 +186,21 @@ class SegmentSpec(_Model):
             raise field_error("exclude", f"a segment cannot exclude itself ({self.name!r})")
         if self.seed is not None and self.seed.segment == self.name:
             raise field_error("seed", f"a segment cannot be its own seed ({self.name!r})")
+        return self
+
+    @model_validator(mode="after")
+    def _coupon_fits_attribution(self) -> SegmentSpec:
+        # A coupon redeemed after the attribution window would be an effect the evaluation never
+        # sees; a shorter coupon is fine (its after-effects still count).
+        if self.coupon is not None and self.coupon.valid_days > self.attribution_days:
+            given = "" if "attribution_days" in self.model_fields_set else " (the default)"
+            raise field_error(
+                "coupon.valid_days",
+                f"the coupon is valid for {self.coupon.valid_days} days (R+1 … R+{self.coupon.valid_days}) "
+                f"but attribution_days is {self.attribution_days}{given}: redemptions after day "
+                f"{self.attribution_days} would not count; set attribution_days >= {self.coupon.valid_days} "
+                "or shorten the coupon",
+            )
         return self
 
     def dependencies(self) -> list[str]:
