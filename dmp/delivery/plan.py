@@ -93,8 +93,9 @@ def output_rows(
 ) -> pd.DataFrame:
     """Sorted, de-duplicated delivery rows (all strings) in the channel's column order.
 
-    Coupons are valid from the day after the run date for ``valid_days`` days (the same days as the
-    attribution window that evaluates the campaign).
+    Coupons are valid from the day after the run date for ``valid_days`` days, R+1 … R+valid_days:
+    the first days of the attribution window R+1 … R+attribution_days that evaluates the campaign
+    (the spec model rejects ``valid_days > attribution_days``, so every redemption is counted).
     """
     if channel.type == "coupon":
         if coupon is None:

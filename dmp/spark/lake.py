@@ -4,13 +4,26 @@ Where the tables live (names, root, paths) is ``dmp.contracts.tables``; this mod
 reading (current or pinned version), idempotent writes (replace partitions, insert-only MERGE,
 replace the whole content), appends of run logs, and looking at landing paths (local or object
 storage, through Hadoop's file system so ``s3a://`` works like a local folder).
+
+Several Spark drivers write the same tables at once (the DAGs' mapped tasks, each its own driver;
+infra/README.md "Concurrent writers"). Every write here therefore
+
+- runs through :func:`retry_conflicts`: Delta's optimistic concurrency raises one of its
+  concurrent-modification exceptions *before* anything is committed when another writer's commit
+  logically conflicts (or when two drivers create the same table), so redoing the whole write
+  against the new snapshot is safe and needs no clean-up; and
+- is confined to its own partitions (``overwrite_partitions``: a replaceWhere whose partition
+  part names only this task's partition), so disjoint tasks never conflict in the first place.
+  A table whose layout on disk differs from the one the code writes (an older lake) is rewritten
+  once, atomically, to the new layout (:func:`migrate_partitioning`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
@@ -20,6 +33,9 @@ from dmp.contracts.tables import USER_DAILY, USER_TAG_STATE, USER_TAGS, table_pa
 
 if TYPE_CHECKING:
     from py4j.java_gateway import JavaObject
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Delta collects min/max statistics on the first 32 columns of every file it writes by default. A
 # user_daily file holds every user, store, brand and category of its day, and a tags or state file
@@ -65,6 +81,143 @@ def table_version(spark: SparkSession, lake: str, table: str) -> int | None:
     return int(row["version"]) if row else None
 
 
+# ------------------------------------------------------------------------------ concurrent writers
+
+# A conflicting write is redone this many times in all (first try included), after a random
+# exponential wait (0.5 s doubling up to 8 s, "full jitter" so two losers do not collide again in
+# step). Disjoint writers never conflict (see the module docstring); this covers the rest: two
+# drivers creating one table, a migration, the same partition written twice at once. Eight tries
+# span ~30 s of waiting at most, far more than a small commit takes on 2 cores.
+CONFLICT_ATTEMPTS = 8
+CONFLICT_WAIT_FIRST_S = 0.5
+CONFLICT_WAIT_MAX_S = 8.0
+
+
+def conflict_exceptions() -> tuple[type[BaseException], ...]:
+    """Delta's concurrent-modification exceptions (``delta.exceptions``, delta-spark 4.x).
+
+    Each is raised by the optimistic transaction *instead of* committing, so nothing of the failed
+    attempt is in the table. ``ProtocolChangedException`` is also what the loser of two drivers
+    creating the same table gets (DELTA_PROTOCOL_CHANGED).
+    """
+    from delta.exceptions import (
+        ConcurrentAppendException,
+        ConcurrentDeleteDeleteException,
+        ConcurrentDeleteReadException,
+        ConcurrentTransactionException,
+        ConcurrentWriteException,
+        DeltaConcurrentModificationException,
+        MetadataChangedException,
+        ProtocolChangedException,
+    )
+
+    return (
+        ConcurrentAppendException,
+        ConcurrentDeleteReadException,
+        ConcurrentDeleteDeleteException,
+        MetadataChangedException,
+        ProtocolChangedException,
+        ConcurrentTransactionException,
+        ConcurrentWriteException,
+        DeltaConcurrentModificationException,
+    )
+
+
+class ConcurrentWriteConflict(DmpError):
+    """A lake write still conflicted with other writers after every allowed attempt."""
+
+
+def retry_conflicts(
+    write: Callable[[], T],
+    what: str,
+    *,
+    attempts: int = CONFLICT_ATTEMPTS,
+    wait_first: float = CONFLICT_WAIT_FIRST_S,
+    wait_max: float = CONFLICT_WAIT_MAX_S,
+    sleep: Callable[[float], None] | None = None,
+) -> T:
+    """Run ``write`` (an idempotent lake write), again after a concurrent-writer conflict.
+
+    ``write`` must build its result from the table's current state each time it runs (every
+    helper below does: a replaceWhere, a MERGE, a create-if-not-exists), because the retry runs
+    against the snapshot that includes the winner's commit. Other errors pass through at once.
+    After ``attempts`` conflicts a :class:`ConcurrentWriteConflict` names ``what`` and the last
+    conflict; there is never a raw Delta traceback for a conflict.
+    """
+    import tenacity
+
+    conflicts = conflict_exceptions()
+
+    def _log_retry(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "%s: concurrent writer conflict (%s), attempt %d of %d; retrying",
+            what,
+            type(exc).__name__,
+            state.attempt_number,
+            attempts,
+        )
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(conflicts),
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_random_exponential(multiplier=wait_first, max=wait_max),
+        before_sleep=_log_retry,
+        sleep=sleep or tenacity.nap.sleep,
+        reraise=True,
+    )
+    try:
+        return retrying(write)
+    except conflicts as exc:
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        raise ConcurrentWriteConflict(
+            f"{what}: still conflicting with concurrent writers after {attempts} attempts "
+            f"({type(exc).__name__}: {first_line})"
+        ) from exc
+
+
+def partition_columns(spark: SparkSession, lake: str, table: str) -> list[str] | None:
+    """The table's partition columns as stored in its Delta log; None when the table does not exist."""
+    from delta.tables import DeltaTable
+
+    if not table_exists(spark, lake, table):
+        return None
+    row = DeltaTable.forPath(spark, table_path(lake, table)).detail().select("partitionColumns").first()
+    return list(row["partitionColumns"]) if row else []
+
+
+def migrate_partitioning(spark: SparkSession, lake: str, table: str, partition_cols: Sequence[str]) -> bool:
+    """Rewrite ``table`` partitioned by ``partition_cols`` if it is stored otherwise; True if it did.
+
+    One overwrite commit (``overwriteSchema`` allows the new partitioning): readers see the old or
+    the new layout, never a mix, and time travel to older versions still works. Lakes written
+    before a table became partitioned (ops/pack_runs, ops/deliveries, gold/uplift_results) are
+    upgraded this way by the first write of the new code, with no separate upgrade step. Two
+    drivers migrating at once: the loser's commit conflicts, its retry finds the new layout and
+    does nothing; a writer that committed while the rewrite ran makes the rewrite conflict and
+    redo itself, so no row is lost.
+    """
+
+    def _migrate() -> bool:
+        current = partition_columns(spark, lake, table)
+        if current is None or current == list(partition_cols):
+            return False
+        log.warning("%s: partitioned by %s, rewriting it partitioned by %s", table, current, partition_cols)
+        version = table_version(spark, lake, table)
+        assert version is not None
+        (
+            read_pinned(spark, lake, table, version)
+            .write.format("delta")
+            .mode("overwrite")
+            .option("overwriteSchema", "true")
+            .partitionBy(*partition_cols)
+            .save(table_path(lake, table))
+        )
+        return True
+
+    return retry_conflicts(_migrate, f"{table_path(lake, table)}: repartition by {list(partition_cols)}")
+
+
 # ------------------------------------------------------------------------------------------ write
 
 
@@ -88,16 +241,23 @@ def replace_where_condition(column: str, values: Iterable[object]) -> str:
 def ensure_table(
     spark: SparkSession, lake: str, table: str, schema: StructType, partition_cols: Sequence[str] = ()
 ) -> None:
-    """Create the Delta table with ``schema`` if it does not exist yet (concurrent creators are fine)."""
+    """Create the Delta table with ``schema`` if it does not exist yet.
+
+    Two drivers creating the same table both try to commit version 0; the loser gets
+    DELTA_PROTOCOL_CHANGED (or another conflict), and its retry finds the table and does nothing.
+    """
     from delta.tables import DeltaTable
 
-    (
-        DeltaTable.createIfNotExists(spark)
-        .location(table_path(lake, table))
-        .addColumns(schema)
-        .partitionedBy(*partition_cols)
-        .execute()
-    )
+    def _create() -> None:
+        (
+            DeltaTable.createIfNotExists(spark)
+            .location(table_path(lake, table))
+            .addColumns(schema)
+            .partitionedBy(*partition_cols)
+            .execute()
+        )
+
+    retry_conflicts(_create, f"{table_path(lake, table)}: create")
 
 
 def overwrite_partitions(
@@ -112,20 +272,32 @@ def overwrite_partitions(
     """Idempotent write: atomically replace the rows matching ``condition`` (a partition predicate).
 
     Re-running a step for the same date replaces that date's data instead of appending to it.
-    The table is created (partitioned by ``partition_cols``) on the first write. ``merge_schema``
-    lets the write add columns that an existing table does not have yet.
+    The table is created (partitioned by ``partition_cols``) on the first write; an existing table
+    stored with other partition columns is migrated first (:func:`migrate_partitioning`).
+    ``merge_schema`` lets the write add columns that an existing table does not have yet.
+
+    Concurrency: Delta's conflict check compares only the *partition* part of ``condition`` with
+    what other writers added or removed, so writers whose conditions name different partition
+    values never conflict; a conflict that does happen is retried (:func:`retry_conflicts`).
     """
+    spark = df.sparkSession
+    if partition_cols:
+        migrate_partitioning(spark, lake, table, partition_cols)
     writer = df.write.format("delta").mode("overwrite").option("replaceWhere", condition)
     if table in STATS_COLUMNS:
         writer = writer.option("delta.dataSkippingStatsColumns", STATS_COLUMNS[table])
     if merge_schema:
         writer = writer.option("mergeSchema", "true")
-    writer.partitionBy(*partition_cols).save(table_path(lake, table))
+    writer = writer.partitionBy(*partition_cols)
+    retry_conflicts(
+        lambda: writer.save(table_path(lake, table)), f"{table_path(lake, table)}: replace {condition}"
+    )
 
 
 def overwrite_table(df: DataFrame, lake: str, table: str) -> None:
     """Replace the whole content of an unpartitioned table (a snapshot source, e.g. identities)."""
-    df.write.format("delta").mode("overwrite").save(table_path(lake, table))
+    writer = df.write.format("delta").mode("overwrite")
+    retry_conflicts(lambda: writer.save(table_path(lake, table)), f"{table_path(lake, table)}: overwrite")
 
 
 def append(df: DataFrame, lake: str, table: str, partition_cols: list[str] | None = None) -> None:
@@ -133,7 +305,8 @@ def append(df: DataFrame, lake: str, table: str, partition_cols: list[str] | Non
     writer = df.write.format("delta").mode("append")
     if partition_cols:
         writer = writer.partitionBy(*partition_cols)
-    writer.save(table_path(lake, table))
+    # A conflict is raised instead of committing, so a retried append never adds the rows twice.
+    retry_conflicts(lambda: writer.save(table_path(lake, table)), f"{table_path(lake, table)}: append")
 
 
 def append_rows(
@@ -155,13 +328,17 @@ def merge_insert_new(
     from delta.tables import DeltaTable
 
     condition = f"t.`{key}` = s.`{key}`" + (f" AND ({target_filter})" if target_filter else "")
-    (
-        DeltaTable.forPath(spark, table_path(lake, table))
-        .alias("t")
-        .merge(new_df.alias("s"), condition)
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+
+    def _merge() -> None:
+        (
+            DeltaTable.forPath(spark, table_path(lake, table))
+            .alias("t")
+            .merge(new_df.alias("s"), condition)
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+
+    retry_conflicts(_merge, f"{table_path(lake, table)}: insert new rows by {key}")
 
 
 def insert_new_rows(

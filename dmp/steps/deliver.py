@@ -23,7 +23,9 @@ For each (segment, channel, run_date):
 5. **Record** the delivered rows in ``ops/delivery_state`` (incremental channels only: the next
    diff needs them) and every attempt in ``ops/deliveries``
    (one row per file, or one ``kind = none`` row for skipped/failed attempts), both with
-   replaceWhere on their keys so a repeated write replaces instead of duplicating.
+   replaceWhere on their keys so a repeated write replaces instead of duplicating. Both tables are
+   partitioned so that deliveries of different channels or segments, run at once by separate
+   drivers, write disjoint partitions (no Delta conflict); see ``DELIVERIES_PARTITIONS``.
 
 This module is the Spark I/O around those pure parts: it reads packs, identities and state, and
 writes the two ops tables.
@@ -168,11 +170,19 @@ def _attempt_rows(result: DeliveryResult, attempt: int, now: datetime) -> list[t
     ]
 
 
+# ops/deliveries is partitioned by the delivery's key without the attempt: every concurrent
+# `deliver` task (the DAG maps one per channel; by hand, one per segment) replaces rows in its own
+# (segment, channel, run_date) partitions only, so Delta sees no conflict between them. Lakes
+# written before were unpartitioned; the first write migrates the table (lk.migrate_partitioning).
+DELIVERIES_PARTITIONS = ["segment", "channel", "run_date"]
+DELIVERY_STATE_PARTITIONS = ["channel", "segment"]
+
+
 def _record_attempt(spark: SparkSession, lake: str, result: DeliveryResult, attempt: int) -> None:
     rows = _attempt_rows(result, attempt, datetime.now(UTC).replace(tzinfo=None))
     df = spark.createDataFrame(rows, schemas.DELIVERIES_SCHEMA)
     cond = _cond(segment=result.segment, channel=result.channel, run_date=result.run_date, attempt=attempt)
-    lk.overwrite_partitions(df, lake, tables.DELIVERIES, [], cond)
+    lk.overwrite_partitions(df, lake, tables.DELIVERIES, DELIVERIES_PARTITIONS, cond)
 
 
 def _read_state(
@@ -208,7 +218,7 @@ def _write_state(
             else spark.createDataFrame([], schemas.DELIVERY_STATE_SCHEMA)
         )
     cond = _cond(channel=channel, segment=segment, run_date=run_date)
-    lk.overwrite_partitions(df, lake, tables.DELIVERY_STATE, ["channel", "segment"], cond)
+    lk.overwrite_partitions(df, lake, tables.DELIVERY_STATE, DELIVERY_STATE_PARTITIONS, cond)
 
 
 # ---------------------------------------------------------------- one delivery

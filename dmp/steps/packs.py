@@ -8,6 +8,13 @@ order, see there) and ``dmp.transforms.lookalike``; write the pack and its run r
 ``min_size``: a smaller pack is still written, with ``deliverable = false``, and reported.
 A lookalike's ``where`` and exclusions apply to the model's top-K, so the pack can end up smaller
 than ``expansion``.
+
+Concurrent builds (the DAG's mapped ``build_pack`` tasks, one Spark driver each): both tables are
+partitioned by (segment, run_date) and each write replaces exactly its own (segment, run_date), so
+builds of different segments never conflict (``dmp.spark.lake``). A build of selected specs
+(``--spec``) *reads* the packs of their dependencies when they are already built for the run date
+from the same spec (same ``spec_hash`` in ``ops/pack_runs``) instead of rebuilding them: the
+DAG's second wave must not rewrite the first wave's packs while other tasks read them.
 """
 
 from __future__ import annotations
@@ -260,6 +267,13 @@ def build_pack_df(
     return pack_df, info
 
 
+# Both tables are keyed and partitioned by (segment, run_date): one build owns one partition of each.
+# ops/pack_runs was unpartitioned before; the first write of this code migrates it
+# (lk.migrate_partitioning).
+PACKS_PARTITIONS = ["segment", "run_date"]
+PACK_RUNS_PARTITIONS = ["segment", "run_date"]
+
+
 def _pack_condition(segment: str, run_date: date) -> str:
     return f"{lk.replace_where_condition('segment', [segment])} AND {lk.replace_where_condition('run_date', [run_date])}"
 
@@ -267,7 +281,7 @@ def _pack_condition(segment: str, run_date: date) -> str:
 def write_pack(spark: SparkSession, lake: str, pack_df: DataFrame, info: PackInfo) -> None:
     """Replace the (segment, run_date) slice of gold/audience_packs and its ops/pack_runs row."""
     condition = _pack_condition(info["segment"], info["run_date"])
-    lk.overwrite_partitions(pack_df, lake, tables.AUDIENCE_PACKS, ["segment", "run_date"], condition)
+    lk.overwrite_partitions(pack_df, lake, tables.AUDIENCE_PACKS, PACKS_PARTITIONS, condition)
     row = (
         info["segment"],
         info["run_date"],
@@ -282,7 +296,7 @@ def write_pack(spark: SparkSession, lake: str, pack_df: DataFrame, info: PackInf
         datetime.now(UTC).replace(tzinfo=None),
     )
     runs_df = spark.createDataFrame([row], schemas.PACK_RUNS)
-    lk.overwrite_partitions(runs_df, lake, tables.PACK_RUNS, [], condition)
+    lk.overwrite_partitions(runs_df, lake, tables.PACK_RUNS, PACK_RUNS_PARTITIONS, condition)
 
 
 @dataclass
@@ -297,6 +311,7 @@ class PackResult:
     error: str | None = None
     requested: bool = True
     metrics: dict[str, Any] = field(default_factory=dict)
+    reused: bool = False  # a dependency already built for the run date: read, not rebuilt
 
 
 @dataclass
@@ -308,6 +323,10 @@ class BuildReport:
     @property
     def failed(self) -> list[PackResult]:
         return [r for r in self.results if r.status != "built"]
+
+    @property
+    def reused(self) -> list[str]:
+        return [r.segment for r in self.results if r.reused]
 
     @property
     def ok(self) -> bool:
@@ -325,25 +344,68 @@ def _build_and_write(
     return info
 
 
+def built_packs(
+    spark: SparkSession, lake: str, run_date: date, segments: list[str]
+) -> dict[str, dict[str, Any]]:
+    """The ``ops/pack_runs`` rows of ``segments`` for ``run_date`` (a row is written after its pack)."""
+    if not segments or not lk.table_exists(spark, lake, tables.PACK_RUNS):
+        return {}
+    rows = (
+        lk.read_table(spark, lake, tables.PACK_RUNS)
+        .filter((F.col("run_date") == F.lit(run_date)) & F.col("segment").isin(segments))
+        .collect()
+    )
+    return {r["segment"]: r.asDict() for r in rows}
+
+
+def _reused_result(spec: SegmentSpec, run: dict[str, Any]) -> PackResult | None:
+    """The result of a dependency already built from this very spec; None when it must be rebuilt."""
+    if run["spec_hash"] != spec_hash(spec):
+        return None  # the spec changed since that build: its pack is stale
+    return PackResult(
+        spec.name,
+        "built",
+        spec.kind,
+        size=int(run["size"]),
+        holdout_size=int(run["holdout_size"]),
+        deliverable=bool(run["deliverable"]),
+        reason=run["reason"],
+        requested=False,
+        metrics=json.loads(run["metrics_json"]) if run["metrics_json"] else {},
+        reused=True,
+    )
+
+
 def build_packs(
     spark: SparkSession,
     lake: str,
     segments_dir: str | Path,
     run_date: date,
     spec_paths: list[Path] | None = None,
+    *,
+    rebuild_dependencies: bool = False,
 ) -> BuildReport:
     """Build and write every valid spec (or ``spec_paths`` and their dependencies) for ``run_date``.
 
     Specs run in dependency order; a failing spec is reported and its dependents are skipped, the
-    others are still built and written.
+    others are still built and written. A dependency that was not selected itself is read, not
+    rebuilt, when its pack for ``run_date`` was already built from the same spec (its
+    ``PackResult.reused`` is True); ``rebuild_dependencies`` rebuilds it anyway.
     """
     lake = tables.resolve_lake(lake)
     spec_set = load_specs(segments_dir, spec_paths)
     report = BuildReport(run_date=run_date, invalid=[str(issue) for issue in spec_set.errors])
     failed: set[str] = set()
-    for name in dependency_order(spec_set.specs, spec_set.selected):
+    order = dependency_order(spec_set.specs, spec_set.selected)
+    dependencies = [n for n in order if n not in spec_set.selected]
+    already = {} if rebuild_dependencies else built_packs(spark, lake, run_date, dependencies)
+    for name in order:
         spec = spec_set.specs[name]
         requested = name in spec_set.selected
+        reused = _reused_result(spec, already[name]) if name in already else None
+        if reused is not None:
+            report.results.append(reused)
+            continue
         broken = [d for d in spec.dependencies() if d in failed]
         if broken:
             failed.add(name)

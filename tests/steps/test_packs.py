@@ -190,6 +190,50 @@ def test_exclusions_suppression_max_size_and_dependency_order(
     assert sorted(pack(spark, revisit_lake, "capped")) == ["u01", "u05"]
 
 
+def test_selected_spec_reads_its_already_built_dependency(spark, revisit_lake: str, tmp_path: Path) -> None:
+    """`--spec X` (the DAG's second wave) must not rewrite X's dependencies built by the first wave."""
+    from dmp.steps.packs import build_packs
+
+    write_tags(spark, revisit_lake, [tags(u) for u in ("u01", "u02", "u05", "u08", "u12")])
+    a_rule = {
+        "name": "a_rule",
+        "kind": "rule",
+        "where": {"tag": "lifecycle_stage", "eq": "active"},
+        "exclude": {"segments": ["revisit"]},
+        "holdout": 0.0,
+    }
+    segs = write_specs(tmp_path / "segs", a_rule, REVISIT)
+    assert build_packs(spark, revisit_lake, segs, D, [segs / "revisit.yaml"]).ok  # the first wave
+    packs_version = lk.table_version(spark, revisit_lake, tables.AUDIENCE_PACKS)
+    built_at = run_row(spark, revisit_lake, "revisit")["built_at"]
+
+    report = build_packs(spark, revisit_lake, segs, D, [segs / "a_rule.yaml"])  # the second wave
+    assert report.ok, (report.invalid, report.failed)
+    assert [(r.segment, r.status, r.requested, r.reused) for r in report.results] == [
+        ("revisit", "built", False, True),
+        ("a_rule", "built", True, False),
+    ]
+    assert report.reused == ["revisit"]
+    assert (report.results[0].size, report.results[0].metrics) == (
+        4,
+        {"candidates": 4, "excluded": 0, "capped_by_max_size": 0},
+    )
+    # Only a_rule was written (one commit), revisit's run row is the first wave's.
+    assert lk.table_version(spark, revisit_lake, tables.AUDIENCE_PACKS) == packs_version + 1
+    assert run_row(spark, revisit_lake, "revisit")["built_at"] == built_at
+    assert sorted(pack(spark, revisit_lake, "a_rule")) == ["u12"]
+
+    # Asked for, or built from another version of the spec: rebuilt.
+    again = build_packs(spark, revisit_lake, segs, D, [segs / "a_rule.yaml"], rebuild_dependencies=True)
+    assert [(r.segment, r.reused) for r in again.results] == [("revisit", False), ("a_rule", False)]
+    write_specs(tmp_path / "segs", {**REVISIT, "max_size": 3}, channels=False)
+    changed = build_packs(spark, revisit_lake, segs, D, [segs / "a_rule.yaml"])
+    assert [(r.segment, r.reused, r.size) for r in changed.results] == [
+        ("revisit", False, 3),
+        ("a_rule", False, 2),
+    ]
+
+
 def test_unknown_suppression_list_fails_that_spec_only(spark, revisit_lake: str, tmp_path: Path) -> None:
     from dmp.steps.packs import build_packs
 
