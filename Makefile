@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench lint minio clean
+.PHONY: setup demo test test-fast bench lint minio clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,13 @@ test:
 	$(BIN)/ruff check dmp jobs dags tests bench
 	$(BIN)/ruff format --check dmp jobs dags tests bench
 	$(BIN)/pytest -q tests -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
+# The inner loop: everything but the integration tests (real Airflow runs, spark-submit, the
+# cluster, the concurrent-writer stress test, the wheel install). Some unit tests still use MinIO.
+test-fast:
+	$(MAKE) -j2 setup minio
+	$(BIN)/ruff check dmp jobs dags tests bench
+	$(BIN)/pytest -q tests -m "not integration" -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Pipeline vs DuckDB (BENCH_SIZES=1M,5M,20M for the full run), delivery vs plain boto3 on MinIO.
 # Packs vs DuckDB need a built lake: python -m bench.bench_packs --lake L --date D (bench/README.md).
