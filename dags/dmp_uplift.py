@@ -8,7 +8,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_conte
 
 from dmp.contracts import tables
 from dmp.orchestration.deltaread import delta_partition_values, delta_rows
-from dmp.orchestration.planning import due_evaluations, list_specs, spec_info
+from dmp.orchestration.planning import due_evaluations, evaluation_batches, list_specs, spec_info
 from dmp.orchestration.settings import default_args, setting
 from dmp.orchestration.submit import run_spark_job
 
@@ -71,16 +71,7 @@ def dmp_uplift() -> None:
             for r in delta_rows(tables.table_path(lake, tables.UPLIFT_RESULTS), ["segment", "run_date"])
         ]
         due = due_evaluations(deliveries, windows, as_of, [] if params.get("reevaluate") else done)
-        # One batch per run date: its due packs and the ones already evaluated (Holm reads them together).
-        batches: dict[str, set[str]] = {}
-        for item in due:
-            batches.setdefault(item["run_date"], set()).add(item["segment"])
-        for segment, run_date in done:
-            if run_date in batches:
-                batches[run_date].add(segment)
-        items = [
-            {"run_date": day, "segments": ",".join(sorted(segs))} for day, segs in sorted(batches.items())
-        ]
+        items = evaluation_batches(due, done)
         print(
             f"as of {as_of}: {len(deliveries)} delivery rows, {len(due)} evaluations due: {due}; batches {items}"
         )

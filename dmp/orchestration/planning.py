@@ -230,3 +230,20 @@ def due_evaluations(
         if closes <= as_of and pair not in done:
             due[pair] = {"segment": key.segment, "run_date": pair[1], "window_days": str(days)}
     return [due[k] for k in sorted(due)]
+
+
+def evaluation_batches(
+    due: Iterable[Mapping[str, str]], evaluated: Iterable[tuple[str, str]]
+) -> list[dict[str, str]]:
+    """One ``dmp evaluate`` per run date with due packs: ``{"run_date", "segments": "a,b"}``, in date order.
+
+    A batch holds the date's due packs and the packs of that date evaluated before, so Holm's
+    adjustment (``dmp evaluate --segment A --segment B``) is over the same family for all of them.
+    """
+    batches: dict[str, set[str]] = {}
+    for item in due:
+        batches.setdefault(item["run_date"], set()).add(item["segment"])
+    for segment, run_date in evaluated:
+        if run_date in batches:
+            batches[run_date].add(segment)
+    return [{"run_date": day, "segments": ",".join(sorted(segs))} for day, segs in sorted(batches.items())]

@@ -288,6 +288,20 @@ def test_due_evaluations_only_closed_delivered_and_not_yet_evaluated() -> None:
     ]
 
 
+def test_evaluation_batches_one_per_run_date_with_the_packs_evaluated_before() -> None:
+    due = [
+        {"segment": "b", "run_date": "2026-03-02"},
+        {"segment": "a", "run_date": "2026-03-02"},
+        {"segment": "c", "run_date": "2026-03-01"},
+    ]
+    evaluated = [("old", "2026-03-02"), ("other_day", "2026-02-20")]
+    assert planning.evaluation_batches(due, evaluated) == [
+        {"run_date": "2026-03-01", "segments": "c"},
+        {"run_date": "2026-03-02", "segments": "a,b,old"},
+    ]
+    assert planning.evaluation_batches([], evaluated) == []
+
+
 def test_spark_job_command_line(tmp_path: Path) -> None:
     job = submit.SparkJob(
         step="tags",
