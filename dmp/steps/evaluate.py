@@ -31,7 +31,7 @@ external experiment file (no Spark) is :mod:`dmp.steps.evaluate_file`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,13 +46,13 @@ from dmp.contracts.errors import DmpError
 from dmp.contracts.status import delivered_keys, latest_attempts
 from dmp.contracts.vocab import TREATMENT
 from dmp.spark import lake as lk
-from dmp.spark import schemas
 from dmp.stats import uplift
 from dmp.stats.multiple import apply_holm
+from dmp.steps.evaluate_cost import channels_config, pack_cost, pack_redemptions, priced_coupon
+from dmp.steps.uplift_results import result_rows, write_results
 from dmp.transforms.outcomes import (
     OutcomeScope,
     attribution_window,
-    filter_attribution_window,
     pre_window,
     window_outcomes,
     with_outcomes,
@@ -61,11 +61,9 @@ from dmp.transforms.outcomes import (
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from dmp.contracts.channels import ChannelsConfig
     from dmp.contracts.specs import SegmentSpec
 
 OUTCOME_TEXT = "converted = at least one order in scope in the window; value = GMV in scope in the window"
-COUPON_REDEEM = "coupon_redeem"  # the bronze/events type whose coupon_id names the pack's coupon
 MANIFEST_KIND = "manifest"  # the ops/deliveries row of an attempt that names its manifest.json
 
 
@@ -237,246 +235,6 @@ def with_pre_period(
     )
 
 
-def coupon_redemptions(events_df: DataFrame, run_date: date, window_days: int, coupon_id: str) -> DataFrame:
-    """user_id, redemptions: ``coupon_redeem`` events of ``coupon_id`` in the attribution window."""
-    return (
-        events_df.transform(filter_attribution_window, run_date, window_days)
-        .filter((F.col("event_type") == COUPON_REDEEM) & (F.col("coupon_id") == coupon_id))
-        .groupBy("user_id")
-        .agg(F.count(F.lit(1)).alias("redemptions"))
-    )
-
-
-@dataclass
-class PackCost:
-    """What the deliveries of one pack cost: ``fixed`` (None: not known, ``note`` says why), each
-    treated user's coupon cost, and the breakdown per channel for the report."""
-
-    fixed: float | None
-    coupon_by_user: dict[str, float] = field(default_factory=dict)
-    by_channel: dict[str, dict[str, Any]] = field(default_factory=dict)
-    note: str | None = None
-    warnings: list[str] = field(default_factory=list)
-
-
-def read_delivered_users(path: str) -> int:
-    """``counts.matched_users`` of a delivery manifest (a local path, ``file://`` or ``s3://`` URL)."""
-    from dmp.delivery.manifest import parse_manifest
-    from dmp.delivery.pull import MAX_MANIFEST_BYTES
-    from dmp.delivery.storage import open_store
-
-    folder, name = path.rstrip("/").rsplit("/", 1)
-    if "://" in folder:
-        data = open_store(folder).get(name, max_bytes=MAX_MANIFEST_BYTES)
-    else:
-        with Path(path).open("rb") as fh:
-            data = fh.read(MAX_MANIFEST_BYTES + 1)
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise DmpError(f"{path}: larger than {MAX_MANIFEST_BYTES} bytes; a manifest is a few kilobytes")
-    counts = parse_manifest(data, path).get("counts")
-    users = counts.get("matched_users") if isinstance(counts, dict) else None
-    if isinstance(users, bool) or not isinstance(users, int) or users < 0:
-        raise DmpError(f"{path}: counts.matched_users is {users!r}; expected a count of delivered users")
-    return users
-
-
-def pack_cost(
-    channels: list[str],
-    config: ChannelsConfig | None,
-    manifests: dict[str, str | None],
-    spec: SegmentSpec | None,
-    redemptions: pd.DataFrame | None,
-    where: str,
-) -> PackCost:
-    """The cost of the channels this pack was delivered to, from their ``channels.yaml`` ``cost:``.
-
-    ``per_user`` / ``per_mille`` are paid on the manifest's delivered (matched) users;
-    ``coupon_redemptions`` on each redemption of the spec's coupon by a treated user (``redemptions``:
-    user_id, group, redemptions), counted once however many coupon channels carried it. Any
-    channel whose cost is not known makes the pack's cost unknown (None), never 0.
-    """
-    if not channels:
-        return PackCost(
-            None, note="no delivery of this pack is recorded, so nothing was spent that we know of"
-        )
-    if config is None:
-        return PackCost(None, note=f"{where}: no channels file, so the channels' costs are not known")
-    by_channel: dict[str, dict[str, Any]] = {}
-    missing: list[str] = []
-    warnings: list[str] = []
-    coupons_counted = False
-    coupon_by_user: dict[str, float] = {}
-    for name in channels:
-        channel = config.channels.get(name)
-        if channel is None or channel.cost is None:
-            missing.append(name)
-            continue
-        cost = channel.cost
-        entry: dict[str, Any] = {"delivered_users": None, "delivery": 0.0, "coupons": 0.0}
-        if cost.per_user is not None or cost.per_mille is not None:
-            path = manifests.get(name)
-            try:
-                if path is None:
-                    raise DmpError(f"{tables.DELIVERIES} names no manifest for this delivery")
-                users = read_delivered_users(path)
-            except (DmpError, OSError) as exc:
-                warnings.append(f"cost of {name} not known: its delivered users could not be read ({exc})")
-                missing.append(name)
-                continue
-            entry["delivered_users"] = users
-            entry["delivery"] = cost.delivery_cost(users)
-        if cost.coupon_redemptions and not coupons_counted:
-            if spec is None or spec.coupon is None:
-                warnings.append(
-                    f"cost of {name} not known: the spec has no coupon whose redemptions to price"
-                )
-                missing.append(name)
-                continue
-            if redemptions is None:
-                warnings.append(
-                    f"cost of {name} not known: {tables.EVENTS} is missing, so redemptions are unknown"
-                )
-                missing.append(name)
-                continue
-            treated = redemptions[redemptions["group"] == TREATMENT]
-            coupon_by_user = {
-                str(u): float(n) * spec.coupon.value
-                for u, n in zip(treated["user_id"], treated["redemptions"], strict=True)
-            }
-            entry["coupon_id"] = spec.coupon.coupon_id
-            entry["coupon_value"] = spec.coupon.value
-            entry["redemptions"] = int(treated["redemptions"].sum())
-            entry["coupons"] = float(sum(coupon_by_user.values()))
-            held_out = int(redemptions.loc[redemptions["group"] != TREATMENT, "redemptions"].sum())
-            if held_out:
-                warnings.append(
-                    f"{held_out} redemption(s) of coupon {spec.coupon.coupon_id} by holdout users: the holdout "
-                    "should never have received it; check the coupon channel's delivery"
-                )
-            coupons_counted = True
-        entry["total"] = entry["delivery"] + entry["coupons"]
-        by_channel[name] = entry
-    if missing:
-        note = (
-            f"cost not known for {', '.join(missing)} (set channels.<name>.cost in {where}: per_user, "
-            "per_mille or coupon_redemptions), so no ROI"
-        )
-        return PackCost(None, by_channel=by_channel, note=note, warnings=warnings)
-    fixed = float(sum(e["delivery"] for e in by_channel.values()))
-    return PackCost(fixed, coupon_by_user, by_channel, warnings=warnings)
-
-
-# ------------------------------------------------------------------------------------------
-# gold/uplift_results
-# ------------------------------------------------------------------------------------------
-
-# (metric, its interval's report field): one gold/uplift_results row each, when the report has it.
-# The table is long (metric, value, ci_low, ci_high), so a new metric is a new row, never a new
-# column: lakes written before it stay readable.
-RESULT_METRICS = (
-    ("rate_treatment", "rate_treatment_ci"),
-    ("rate_control", "rate_control_ci"),
-    ("uplift_abs", "uplift_abs_ci"),
-    ("uplift_rel", "uplift_rel_ci"),
-    ("p_value", None),
-    ("p_value_holm", None),
-    ("holm_family_size", None),
-    ("incremental_conversions", "incremental_conversions_ci"),
-    ("value_per_user_treatment", None),
-    ("value_per_user_control", None),
-    ("incremental_value", "incremental_value_ci"),
-    ("mde", None),
-    ("expected_holdout_share", None),
-    ("observed_holdout_share", None),
-    ("srm_chi2", None),
-    ("srm_p_value", None),
-    ("pre_rate_treatment", None),
-    ("pre_rate_control", None),
-    ("pre_diff_abs", "pre_diff_abs_ci"),
-    ("pre_p_value", None),
-    ("uplift_abs_adjusted", "uplift_abs_adjusted_ci"),
-    ("uplift_abs_cuped", "uplift_abs_cuped_ci"),
-    ("variance_reduction", None),
-    ("incremental_value_cuped", "incremental_value_cuped_ci"),
-    ("value_variance_reduction", None),
-    ("cost", None),
-    ("cost_delivery", None),
-    ("cost_coupons", None),
-    ("roi", "roi_ci"),
-    ("qini_auc", None),
-    ("uplift_auc", None),
-)
-
-
-def _float(value: Any) -> float | None:
-    """numpy scalars and ints become plain floats (the Delta schema is double); None stays None."""
-    return None if value is None else float(value)
-
-
-def metric_values(report: dict[str, Any]) -> list[tuple[str, Any, list[Any] | None]]:
-    """(metric, value, interval) for every metric the report has, in RESULT_METRICS order, then
-    ``uplift_at_k_<k>`` for each k. ``holm_family_size`` is the report's
-    ``multiple_testing.family_size``."""
-    flat = dict(report)
-    if isinstance(report.get("multiple_testing"), dict):
-        flat["holm_family_size"] = report["multiple_testing"].get("family_size")
-    found = [
-        (metric, flat[metric], flat.get(ci_key) if ci_key else None)
-        for metric, ci_key in RESULT_METRICS
-        if metric in flat
-    ]
-    return found + [(f"uplift_at_k_{k}", v, None) for k, v in (report.get("uplift_at_k") or {}).items()]
-
-
-def result_rows(
-    report: dict[str, Any],
-    segment: str,
-    channel: str,
-    run_date: date,
-    window_days: int,
-    evaluated_at: datetime,
-) -> list[dict[str, Any]]:
-    """One gold/uplift_results row per metric of the report."""
-    rows = []
-    for metric, value, ci in metric_values(report):
-        low, high = ci if ci else (None, None)
-        rows.append(
-            {
-                "segment": segment,
-                "channel": channel,
-                "run_date": run_date,
-                "metric": metric,
-                "value": _float(value),
-                "ci_low": _float(low),
-                "ci_high": _float(high),
-                "n_treatment": int(report["n_treatment"]),
-                "n_holdout": int(report["n_control"]),
-                "window_days": int(window_days),
-                "evaluated_at": evaluated_at,
-            }
-        )
-    return rows
-
-
-def write_results(
-    spark: SparkSession, lake: str, rows: list[dict[str, Any]], segment: str, run_date: date
-) -> None:
-    """Replace this pack's rows (replaceWhere segment + run_date): a re-evaluation keeps one copy."""
-    df = spark.createDataFrame(rows, schema=schemas.UPLIFT_RESULTS_SCHEMA)
-    condition = " AND ".join(
-        [lk.replace_where_condition("segment", [segment]), lk.replace_where_condition("run_date", [run_date])]
-    )
-    # Partitioned by the pack's key, so evaluations of different packs run at once (the uplift DAG
-    # maps one task per run date) replace disjoint partitions; an older lake partitioned by segment
-    # alone is migrated by the first write (lk.migrate_partitioning).
-    lk.overwrite_partitions(df, lake, tables.UPLIFT_RESULTS, ["segment", "run_date"], condition)
-
-
-# ------------------------------------------------------------------------------------------
-# the pipeline step
-# ------------------------------------------------------------------------------------------
-
-
 def experiment_frame(users: pd.DataFrame, source: str, *, pre_period: bool) -> pd.DataFrame:
     """The per-user table :func:`dmp.stats.uplift.evaluate_experiment` takes, from the pack's outcomes.
 
@@ -580,47 +338,6 @@ class PackResult:
     evaluated_at: datetime
 
 
-def _channels_config(segments_dir: str, channels: list[str]) -> tuple[ChannelsConfig | None, list[str]]:
-    """channels.yaml when this pack was delivered and the file exists (a broken file is a warning:
-    it costs the ROI, not the uplift)."""
-    from dmp.contracts.channels import load_channels
-    from dmp.contracts.errors import SpecError
-
-    if not channels or not (Path(segments_dir) / CHANNELS_FILE).is_file():
-        return None, []
-    try:
-        return load_channels(segments_dir), []
-    except SpecError as exc:
-        return None, [f"cost not known: {exc}"]
-
-
-def _redemptions(
-    spark: SparkSession, lake: str, pack_df: DataFrame, run_date: date, window_days: int, coupon_id: str
-) -> pd.DataFrame | None:
-    """user_id, group, redemptions of the pack's users who redeemed ``coupon_id`` (None without events)."""
-    if not lk.table_exists(spark, lake, tables.EVENTS):
-        return None
-    events = lk.read_table(spark, lake, tables.EVENTS)
-    return (
-        pack_df.select("user_id", "group")
-        .join(coupon_redemptions(events, run_date, window_days, coupon_id), "user_id")
-        .toPandas()
-    )
-
-
-def _priced_coupon(
-    config: ChannelsConfig | None, channels: list[str], spec: SegmentSpec | None
-) -> str | None:
-    """The spec's coupon id when a delivered channel prices its redemptions (else None: no events read)."""
-    if config is None or spec is None or spec.coupon is None:
-        return None
-    priced = any(
-        (c := config.channels.get(name)) is not None and c.cost is not None and c.cost.coupon_redemptions
-        for name in channels
-    )
-    return spec.coupon.coupon_id if priced else None
-
-
 def _changed_spec_warning(pack_df: DataFrame, spec: SegmentSpec) -> list[str]:
     """A mismatch may come from a spec edited since the build (its holdout then was another share)."""
     from dmp.contracts.specs import spec_hash
@@ -678,11 +395,11 @@ def compute_pack(
         users, f"{tables.AUDIENCE_PACKS}: pack {segment}/{run_date}", pre_period=not contacted
     )
     channels = delivered_channels(spark, lake, segment, run_date)
-    config, config_warnings = _channels_config(segments_dir, channels)
-    coupon_id = _priced_coupon(config, channels, spec)
+    config, config_warnings = channels_config(segments_dir, channels)
+    coupon_id = priced_coupon(config, channels, spec)
     redemptions = None
     if coupon_id is not None:
-        redemptions = _redemptions(spark, lake, pack_df, run_date, window_days, coupon_id)
+        redemptions = pack_redemptions(spark, lake, pack_df, run_date, window_days, coupon_id)
     where = str(Path(segments_dir) / CHANNELS_FILE)
     cost = pack_cost(
         channels, config, manifest_paths(spark, lake, segment, run_date), spec, redemptions, where

@@ -358,7 +358,8 @@ def test_pack_warnings() -> None:
 
 
 def test_pack_context_and_result_rows() -> None:
-    from dmp.steps.evaluate import metric_values, pack_context, result_rows
+    from dmp.steps.evaluate import pack_context
+    from dmp.steps.uplift_results import metric_values, result_rows
 
     context = pack_context("s", R, 3, None, S001, ["coupon_center", "jd_ads"], d(3))
     assert context == {

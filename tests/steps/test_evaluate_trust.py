@@ -386,7 +386,7 @@ def _config(cost_jd: str = "{per_user: 0.02}") -> object:
 
 
 def test_pack_cost_says_why_it_is_unknown(tmp_path: Path) -> None:
-    from dmp.steps.evaluate import pack_cost, read_delivered_users
+    from dmp.steps.evaluate_cost import pack_cost, read_delivered_users
 
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"counts": {"matched_users": 1200}}))
