@@ -63,6 +63,11 @@ def reconciliation_table(result: IngestResult) -> Table:
     table.add_column("bucket")
     table.add_column("rows", justify="right")
     table.add_row("files", str(result.files))
+    if result.files_ingested is not None:
+        table.add_row("  files ingested", str(result.files_ingested))
+        table.add_row("  files quarantined", str(result.files_quarantined))
+        for reason, n in sorted(result.file_reasons.items(), key=lambda kv: (-kv[1], kv[0])):
+            table.add_row(f"    {reason}", str(n))
     table.add_row("rows read", str(result.rows_read))
     table.add_row("  accepted (new)", str(result.accepted))
     table.add_row("  quarantined", f"{result.quarantined} ({result.quarantine_new} new)")
@@ -75,10 +80,10 @@ def reconciliation_table(result: IngestResult) -> Table:
     if result.blank_lines:
         table.add_row("blank lines (not records)", str(result.blank_lines))
     verdict = "yes" if result.reconciled else "[bold red]NO[/]"
-    table.add_row(
-        "reconciled",
-        f"{verdict}: {result.rows_read} = {result.accepted} + {result.quarantined} + {result.duplicates}",
-    )
+    equations = f"{result.rows_read} = {result.accepted} + {result.quarantined} + {result.duplicates}"
+    if result.files_ingested is not None:
+        equations += f"; files {result.files} = {result.files_ingested} + {result.files_quarantined}"
+    table.add_row("reconciled", f"{verdict}: {equations}")
     table.add_row("quality gate", result.checks)
     return table
 

@@ -122,6 +122,10 @@ INGEST_RUNS_SCHEMA = StructType(
         StructField("format", StringType(), False),
         StructField("dates", ArrayType(DateType()), True),
         StructField("files", IntegerType(), False),
+        # Nullable: rows of older runs, and steps that do not count files apart, have none.
+        StructField("files_ingested", IntegerType(), True),
+        StructField("files_quarantined", IntegerType(), True),
+        StructField("file_reasons", MapType(StringType(), LongType()), True),
         StructField("rows_read", LongType(), False),
         StructField("accepted", LongType(), False),
         StructField("quarantined", LongType(), False),
@@ -234,5 +238,38 @@ UPLIFT_RESULTS_SCHEMA = StructType(
         StructField("n_holdout", LongType(), False),
         StructField("window_days", IntegerType(), False),
         StructField("evaluated_at", TimestampType(), False),
+    ]
+)
+
+# ------------------------------------------------------------------ identity stitching (docs/identity.md)
+
+# silver/persons: one row per account of silver/identities; first_seen_date (the run date the account
+# was first stitched) decides which member is the oldest, whose user_id names the person.
+PERSONS_SCHEMA = StructType(
+    [
+        StructField("user_id", StringType(), False),
+        StructField("person_id", StringType(), False),
+        StructField("first_seen_date", DateType(), False),
+    ]
+)
+
+# silver/person_identifiers: every identifier of a person's accounts (raw, as in silver/identities)
+# but those in ops/identity_violations.
+PERSON_IDENTIFIERS_SCHEMA = StructType(
+    [
+        StructField("person_id", StringType(), False),
+        StructField("id_type", StringType(), False),
+        StructField("id_value", StringType(), False),
+    ]
+)
+
+# ops/identity_violations: identifiers a guard stopped from linking, by hash (never the raw value).
+IDENTITY_VIOLATIONS_SCHEMA = StructType(
+    [
+        StructField("run_date", DateType(), False),
+        StructField("id_type", StringType(), False),
+        StructField("value_hash", StringType(), False),
+        StructField("accounts", LongType(), False),
+        StructField("rule", StringType(), False),
     ]
 )

@@ -1,10 +1,16 @@
 """Raw behaviour logs -> ``bronze/events`` + ``bronze/events_quarantine``, reconciled and idempotent.
 
-The step reads the input as text (``plan_input`` / ``read_lines``), runs the pure transforms of
+The step reads the input as text (``plan_input`` / ``read_input``), runs the pure transforms of
 ``dmp.transforms.ingest`` (parse, type, validate, bucket), writes, and gates. Every row read ends in
 exactly one bucket, so ``rows_read = accepted + quarantined + duplicates``: accepted rows are MERGEd
 into ``bronze/events`` (insert when the id is not there yet), quarantined rows into
 ``bronze/events_quarantine``, duplicates are only counted.
+
+Parquet is checked file by file before the batch read (``classify_parquet_files``): a file whose
+footer cannot be read (``unreadable_file``) or whose schema cannot hold events (``bad_schema:...``)
+becomes one quarantine row naming the file, and the readable files are still ingested; so
+``files = files_ingested + files_quarantined`` too. The footers are read on the driver through
+Hadoop's file system (``s3a://`` as well), a few in parallel: no Spark job per file.
 
 Idempotency: quarantine rows carry a deterministic ``quarantine_id`` (source file, reason, raw line,
 occurrence number) and are MERGEd insert-only, like events; a table is only written when there is
@@ -15,11 +21,17 @@ way after the write as before it.
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import reduce
+from typing import TYPE_CHECKING
 
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -39,10 +51,12 @@ from dmp.steps.ingest_runs import (
 from dmp.transforms.columns import is_blank
 from dmp.transforms.ingest import (
     DEFAULT_FUTURE_TOLERANCE,
+    SCHEMA_UNSUPPORTED,
     TimeBounds,
     event_hashes,
     filter_to_dates,
     parquet_as_lines,
+    parquet_schema_problem,
     parse_jsonl,
     parse_taobao,
     to_event_rows,
@@ -50,6 +64,10 @@ from dmp.transforms.ingest import (
     with_reason,
     with_typed_columns,
 )
+from dmp.transforms.quarantine import QUARANTINED, UNREADABLE_FILE
+
+if TYPE_CHECKING:
+    from py4j.java_gateway import JavaObject
 
 FORMAT_GLOBS: dict[str, str] = {
     "jsonl": "*.{jsonl,json,ndjson,jsonl.gz,json.gz,ndjson.gz}",
@@ -96,17 +114,154 @@ def plan_input(spark: SparkSession, source: str, days: Sequence[date] | None) ->
     return InputPlan(found, is_dir=True, partitioned=True, missing_dates=missing)
 
 
-def read_lines(spark: SparkSession, plan: InputPlan, fmt: str) -> DataFrame:
-    """``value`` (one record as text) + ``source_file`` for every input record."""
+# Footers read at once on the driver (each is one or two small reads; on S3 mostly waiting).
+FOOTER_READ_THREADS = 8
+# Java errors that say the landing folder is not reachable, not that the file is bad: the run fails.
+_ACCESS_ERRORS = (
+    "java.io.FileNotFoundException",
+    "java.nio.file.AccessDeniedException",
+    "org.apache.hadoop.security.AccessControlException",
+)
+# A file's error as kept in ``raw``: its first line, this long at most.
+FILE_ERROR_MAX_CHARS = 500
+_GLOB_CHARACTERS = re.compile(r"([\\{}\[\]*?])")
+LINES_DDL = "value string, source_file string"
+
+
+@dataclass(frozen=True)
+class FileProblem:
+    """A whole input file quarantined: its ``source_file`` (as ``_metadata.file_path`` names it)."""
+
+    source_file: str
+    reason: str
+    raw: str
+
+
+@dataclass
+class InputLines:
+    """The records of the readable files as text, and what was found: files listed, files refused."""
+
+    lines: DataFrame
+    files: int
+    problems: list[FileProblem] = field(default_factory=list)
+
+
+def _reader(spark: SparkSession, plan: InputPlan, fmt: str):  # noqa: ANN202 - a DataFrameReader
     reader = spark.read
     if plan.is_dir:
         reader = reader.option("recursiveFileLookup", "true").option("pathGlobFilter", FORMAT_GLOBS[fmt])
+    return reader
+
+
+def _listed_files(spark: SparkSession, plan: InputPlan, fmt: str) -> list[JavaObject]:
+    """Hadoop Paths of the files the format's reader would read (same listing: glob, hidden files).
+
+    ``inputFiles`` gives URIs (``file:///a%20b``); a Path parsed from its decoded text
+    (``file:/a b``) names the file as ``_metadata.file_path`` does (``file:/a%20b``) in ``toUri``.
+    """
+    listing = _reader(spark, plan, fmt).format("binaryFile").load(list(plan.paths))  # lists, reads nothing
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    hadoop_path = jvm.org.apache.hadoop.fs.Path
+    return [
+        hadoop_path(hadoop_path(jvm.java.net.URI(uri)).toString()) for uri in sorted(listing.inputFiles())
+    ]
+
+
+def _first_line(text: str) -> str:
+    return (text.strip().splitlines() or [""])[0]
+
+
+def _short_error(exc: Py4JJavaError | PySparkException) -> str:
+    """``<Java class>: <first line>`` of a reader error, or Spark's ``[CONDITION] message`` line."""
+    if isinstance(exc, PySparkException):
+        return _first_line(str(exc))[:FILE_ERROR_MAX_CHARS]
+    java = exc.java_exception
+    return f"{java.getClass().getName()}: {_first_line(str(java.getMessage() or ''))}"[:FILE_ERROR_MAX_CHARS]
+
+
+def _footer_reader(spark: SparkSession) -> Callable[[JavaObject], tuple[str | None, str | None]]:
+    """A function: Hadoop Path -> (the file's Parquet schema as text, None), or (None, the reader's
+    error) when the footer cannot be read. The Java classes are looked up once (each lookup is a
+    round trip to the JVM)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    input_file = jvm.org.apache.parquet.hadoop.util.HadoopInputFile
+    parquet_reader = jvm.org.apache.parquet.hadoop.ParquetFileReader
+
+    def read(path: JavaObject) -> tuple[str | None, str | None]:
+        try:
+            reader = parquet_reader.open(input_file.fromPath(path, conf))
+            try:
+                return str(reader.getFooter().getFileMetaData().getSchema().toString()), None
+            finally:
+                reader.close()
+        except Py4JJavaError as exc:
+            if exc.java_exception.getClass().getName() in _ACCESS_ERRORS:
+                raise DmpError(f"--source: cannot read {path.toString()}: {_short_error(exc)}") from exc
+            return None, _short_error(exc)
+
+    return read
+
+
+def _spark_path(path: JavaObject) -> str:
+    """A path Spark reads as exactly this file (its reader expands glob characters: escaped here)."""
+    return _GLOB_CHARACTERS.sub(r"\\\1", str(path.toString()))
+
+
+def classify_parquet_files(spark: SparkSession, plan: InputPlan) -> InputLines:
+    """Read every Parquet footer; quarantine the files that cannot hold events, read the others.
+
+    Files of one Parquet schema are read together (one schema inference each, no mergeSchema: two
+    files whose types differ are two reads whose rows are unioned as JSON text), so a type conflict
+    between files can no longer fail the batch. Unreadable footer -> ``unreadable_file`` (``raw`` =
+    the reader's error); a schema Spark cannot map -> ``bad_schema:unsupported`` (``raw`` = Spark's
+    error); one without a required column or with a nested field -> ``parquet_schema_problem``
+    (``raw`` = the file's schema).
+    """
+    paths = _listed_files(spark, plan, "parquet")
+    with ThreadPoolExecutor(max_workers=FOOTER_READ_THREADS) as pool:
+        footers = list(pool.map(_footer_reader(spark), paths))
+    problems: list[FileProblem] = []
+    groups: dict[str, list[JavaObject]] = {}
+    for path, (parquet_schema, error) in zip(paths, footers, strict=True):
+        if parquet_schema is None:
+            problems.append(FileProblem(str(path.toUri().toString()), UNREADABLE_FILE, error or ""))
+        else:
+            groups.setdefault(parquet_schema, []).append(path)
+    parts: list[DataFrame] = []
+    for group in groups.values():
+        refused: tuple[str, str] | None = None
+        try:
+            df = _reader(spark, plan, "parquet").parquet(*[_spark_path(p) for p in group])
+            problem = parquet_schema_problem(df.schema)
+            if problem is not None:
+                refused = (problem, df.schema.simpleString()[:FILE_ERROR_MAX_CHARS])
+        except (PySparkException, Py4JJavaError) as exc:  # [PARQUET_TYPE_ILLEGAL], [COLUMN_ALREADY_EXISTS]
+            refused = (SCHEMA_UNSUPPORTED, _short_error(exc))
+        if refused is not None:
+            problems.extend(FileProblem(str(p.toUri().toString()), *refused) for p in group)
+        else:
+            parts.append(parquet_as_lines(df.withColumn("source_file", F.col("_metadata.file_path"))))
+    lines = reduce(DataFrame.unionByName, parts) if parts else spark.createDataFrame([], LINES_DDL)
+    return InputLines(lines, len(paths), sorted(problems, key=lambda p: p.source_file))
+
+
+def read_input(spark: SparkSession, plan: InputPlan, fmt: str) -> InputLines:
+    """``value`` (one record as text) + ``source_file`` for every record of every readable file."""
     if fmt == "parquet":
-        df = reader.option("mergeSchema", "true").parquet(*plan.paths)
-        df = df.withColumn("source_file", F.col("_metadata.file_path"))
-        return parquet_as_lines(df)
-    df = reader.text(list(plan.paths))  # text(*paths) would pass the 2nd path as `wholetext`
-    return df.select("value", F.col("_metadata.file_path").alias("source_file"))
+        return classify_parquet_files(spark, plan)
+    df = _reader(spark, plan, fmt).text(list(plan.paths))  # text(*paths): the 2nd path is `wholetext`
+    lines = df.select("value", F.col("_metadata.file_path").alias("source_file"))
+    return InputLines(lines, len(lines.inputFiles()))
+
+
+def file_quarantine_df(spark: SparkSession, problems: Sequence[FileProblem]) -> DataFrame:
+    """The quarantined files as classified rows (``status`` quarantined, no event id)."""
+    rows = [(p.raw, p.reason, p.source_file, QUARANTINED, None) for p in problems]
+    ddl = "raw string, reason string, source_file string, status string, event_id string"
+    return spark.createDataFrame(rows, ddl)
 
 
 def _parse_time_option(value: str | None, name: str) -> datetime | None:
@@ -151,15 +306,18 @@ def _lake_hashes(spark: SparkSession, lake: str, version: int, event_dates: list
     return event_hashes(pinned.filter(_date_filter_sql(event_dates)) if event_dates else pinned.limit(0))
 
 
-def _write_batch(spark: SparkSession, lake: str, result: IngestResult, classified_df: DataFrame) -> None:
-    """Insert the new quarantine rows and the accepted events; a table without news is not written."""
+def _write_batch(
+    spark: SparkSession, lake: str, result: IngestResult, classified_df: DataFrame, files_df: DataFrame
+) -> None:
+    """Insert the new quarantine rows (records and whole files) and the accepted events; a table
+    without news is not written."""
     write_quarantine(
         spark,
         lake,
         result,
         tables.EVENTS_QUARANTINE,
         schemas.EVENTS_QUARANTINE_SCHEMA,
-        classified_df,
+        classified_df.unionByName(files_df, allowMissingColumns=True),
         ["event_id"],
     )
     if result.accepted:
@@ -175,7 +333,12 @@ def _write_batch(spark: SparkSession, lake: str, result: IngestResult, classifie
 
 
 def _classify_and_write(
-    spark: SparkSession, lake: str, result: IngestResult, lines_df: DataFrame, typed_df: DataFrame
+    spark: SparkSession,
+    lake: str,
+    result: IngestResult,
+    lines_df: DataFrame,
+    typed_df: DataFrame,
+    files_df: DataFrame,
 ) -> None:
     """Count, bucket and write the batch; an unreconciled batch is recorded and raised, not written."""
     lk.ensure_table(spark, lake, tables.EVENTS, schemas.EVENTS, ["event_date"])
@@ -192,7 +355,7 @@ def _classify_and_write(
             result.status, result.message = "unreconciled", _reconcile_message(result)
             finish_run(spark, lake, result)
             raise DmpError(result.message)
-        _write_batch(spark, lake, result, classified_df)
+        _write_batch(spark, lake, result, classified_df, files_df)
     finally:
         batch_df.unpersist()
         if classified_df is not None:
@@ -255,12 +418,27 @@ def run_ingest(
     result = IngestResult(str(uuid.uuid4()), source, fmt, list(days) if days else None, started)
     plan = plan_input(spark, source, days)
 
-    lines_df = read_lines(spark, plan, fmt)
-    result.files = len(lines_df.inputFiles())
-    if result.files == 0:
+    found = read_input(spark, plan, fmt)
+    if found.files == 0:
         raise DmpError(f"--source {source}: no {FORMAT_GLOBS[fmt]} files found")
+    lines_df = found.lines
+    result.files = found.files
+    result.files_ingested = len(lines_df.inputFiles())
+    result.add_file_reasons(p.reason for p in found.problems)
+    if found.problems:
+        result.message = (
+            f"{result.files_quarantined} of {result.files} files quarantined "
+            f"({', '.join(sorted(result.file_reasons))}): see {tables.EVENTS_QUARANTINE}"
+        )
     row_days = days if days and not plan.partitioned else None
-    _classify_and_write(spark, lake, result, lines_df, _checked_batch(lines_df, fmt, bounds, row_days))
+    _classify_and_write(
+        spark,
+        lake,
+        result,
+        lines_df,
+        _checked_batch(lines_df, fmt, bounds, row_days),
+        file_quarantine_df(spark, found.problems),
+    )
     gate_error = _gate(spark, lake, result, skip_checks)
     finish_run(spark, lake, result)
     if gate_error is not None:
@@ -272,5 +450,6 @@ def _reconcile_message(result: IngestResult) -> str:
     return (
         f"ingest of {result.source} does not reconcile: rows read {result.rows_read} != accepted "
         f"{result.accepted} + quarantined {result.quarantined} + duplicates {result.duplicates} "
-        f"(reasons sum to {sum(result.reasons.values())})"
+        f"(reasons sum to {sum(result.reasons.values())}), or files {result.files} != ingested "
+        f"{result.files_ingested} + quarantined {result.files_quarantined}"
     )

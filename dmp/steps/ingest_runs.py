@@ -2,8 +2,13 @@
 
 Every ingest run ends as one row of ``ops/ingest_runs``: how many rows were read and which bucket
 each ended in (accepted, quarantined by reason, duplicates), so that the numbers reconcile:
-``rows_read = accepted + quarantined + duplicates``. The steps fill an ``IngestResult`` and call
-``write_run``; the CLI prints it (``dmp.cli.ingest.reconciliation_table``).
+``rows_read = accepted + quarantined + duplicates``, and files too when a step can quarantine a
+whole file (Parquet): ``files = files_ingested + files_quarantined``. The steps fill an
+``IngestResult`` and call ``write_run``; the CLI prints it (``dmp.cli.ingest.reconciliation_table``).
+
+``ops/ingest_runs`` gains columns as the record grows (``files_ingested``, ``files_quarantined``,
+``file_reasons``): ``write_run`` appends with Delta's mergeSchema, so a lake written by an older dmp
+takes the new columns on its next run and its old rows read them as null.
 """
 
 from __future__ import annotations
@@ -42,6 +47,10 @@ class IngestResult:
     dates: list[date] | None
     started_at: datetime
     files: int = 0
+    # None: the step does not count files apart (every file found is read: identities, suppression).
+    files_ingested: int | None = None
+    files_quarantined: int = 0
+    file_reasons: dict[str, int] = field(default_factory=dict)
     rows_read: int = 0
     accepted: int = 0
     quarantined: int = 0
@@ -63,11 +72,26 @@ class IngestResult:
         return self.duplicates_in_batch + self.duplicates_in_lake
 
     @property
+    def files_reconciled(self) -> bool:
+        """Every file found was read or quarantined (True when the step does not count files apart)."""
+        return self.files_ingested is None or (
+            self.files == self.files_ingested + self.files_quarantined
+            and sum(self.file_reasons.values()) == self.files_quarantined
+        )
+
+    @property
     def reconciled(self) -> bool:
         return (
             self.rows_read == self.accepted + self.quarantined + self.duplicates
             and sum(self.reasons.values()) == self.quarantined
+            and self.files_reconciled
         )
+
+    def add_file_reasons(self, reasons: Iterable[str]) -> None:
+        """Count one quarantined file per reason given."""
+        for reason in reasons:
+            self.file_reasons[reason] = self.file_reasons.get(reason, 0) + 1
+            self.files_quarantined += 1
 
     def add_bucket_counts(self, counts: Iterable[tuple[str, str | None, int]]) -> None:
         """Add ``(status, reason, rows)`` counts (one per status x reason) to the buckets."""
@@ -124,8 +148,13 @@ def write_quarantine(
 
 
 def write_run(spark: SparkSession, lake: str, result: IngestResult) -> None:
-    """Append the run's record to ``ops/ingest_runs``."""
-    lk.append_rows(spark, lake, tables.INGEST_RUNS, schemas.INGEST_RUNS_SCHEMA, [result.as_row()])
+    """Append the run's record to ``ops/ingest_runs`` (mergeSchema: an older table gains new columns)."""
+    schema = schemas.INGEST_RUNS_SCHEMA
+    row_df = spark.createDataFrame([result.as_row()], schema)
+    lk.ensure_table(spark, lake, tables.INGEST_RUNS, schema)
+    writer = row_df.write.format("delta").mode("append").option("mergeSchema", "true")
+    path = tables.table_path(lake, tables.INGEST_RUNS)
+    lk.retry_conflicts(lambda: writer.save(path), f"{path}: append")
 
 
 def finish_run(spark: SparkSession, lake: str, result: IngestResult) -> IngestResult:

@@ -1,7 +1,7 @@
 """Raw behaviour records -> typed, validated and bucketed event rows (pure; the step does the I/O).
 
 Pipeline (design.md §1): one record as text per row (Parquet rows are turned into JSON text) ->
-parse into a struct of *string* fields (``parse_jsonl`` / ``parse_taobao``) -> type
+parse into a struct of cleaned *string* fields (``parse_jsonl`` / ``parse_taobao``) -> type
 (``with_typed_columns``) and validate (``with_reason``: the first failing check is the row's
 ``reason``) -> bucket every row against the batch and the lake (``with_event_status``).
 
@@ -11,6 +11,17 @@ Buckets (``dmp.transforms.quarantine``): ``accepted`` new events; ``duplicate_in
 already taken by an event with different content (``duplicate_event_id_conflict``). In a batch, the
 event with the earliest ``event_time`` (then smallest content hash) wins an id; the others are
 conflicts, whatever the file order, so the outcome does not depend on how files are listed.
+
+Hostile text is refused before any value is used (docs/quarantine.md lists every reason with an
+example). Precedence, first match wins: ``bad_encoding`` (the line is not UTF-8, or holds U+FFFD or a
+JSON escape that decodes to it or to a lone surrogate; ``raw`` keeps the bytes as base64) >
+``malformed_json`` / ``bad_field_count:<n>`` > ``duplicate_key`` > ``bad_type:<field>`` >
+``field_too_long:<field>`` (``FIELD_MAX_CHARS``) > ``control_characters:<field>`` > the value checks
+of ``with_reason`` (Taobao: ``unknown_event_type`` of its behaviour code comes right after the
+text checks) > ``duplicate_event_id_conflict``. Within one kind, fields go in ``RAW_FIELDS`` order.
+So a value that reaches a reason (``unknown_event_type:<value>``) or a table is readable text, a
+scalar, within its limit and free of control characters. Whole Parquet files are refused before
+any of this (``FILE_REASONS``, ``parquet_schema_problem``; the step reads the footers).
 """
 
 from __future__ import annotations
@@ -21,19 +32,41 @@ from datetime import UTC, date, datetime, timedelta
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, StructField, StructType
+from pyspark.sql.types import (
+    ArrayType,
+    BinaryType,
+    DataType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+    VariantType,
+)
 
 from dmp.contracts.vocab import EVENT_CHANNELS, EVENT_TYPES, TAOBAO_BEHAVIORS
 from dmp.spark import schemas
-from dmp.transforms.columns import clean_text, reason_with_value
+from dmp.transforms.columns import (
+    clean_text,
+    first_text_problem,
+    has_lossy_json_escape,
+    is_unreadable_text,
+    reason_with_value,
+    without_bom,
+)
 from dmp.transforms.quarantine import (
     ACCEPTED,
+    BAD_ENCODING,
     DUPLICATE_IN_BATCH,
     DUPLICATE_IN_LAKE,
+    DUPLICATE_KEY,
     MALFORMED_JSON,
     QUARANTINED,
+    UNREADABLE_FILE,
     bad_field_count,
+    bad_schema,
+    bad_type,
     missing_field,
+    raw_kept,
 )
 
 # Tianchi dataset 649 documents its period as 2017-11-25 .. 2017-12-03 in China time (UTC+8); rows
@@ -51,10 +84,16 @@ MAX_QUANTITY = 10_000
 EPOCH_MS_THRESHOLD = 1e11
 TAOBAO_FIELD_COUNT = 5
 
-# Reasons a row can be quarantined for (`<value>` / `<n>` are filled in from the row).
+# Reasons a row can be quarantined for, in order of precedence (`<value>` / `<n>` / `<field>` are
+# filled in from the row); docs/quarantine.md has an example line of each (a test keeps it complete).
 REASONS: tuple[str, ...] = (
+    BAD_ENCODING,
     MALFORMED_JSON,
     "bad_field_count:<n>",
+    DUPLICATE_KEY,
+    "bad_type:<field>",
+    "field_too_long:<field>",
+    "control_characters:<field>",
     "missing_field:<name>",
     "unknown_event_type:<value>",
     "bad_timestamp",
@@ -68,6 +107,18 @@ REASONS: tuple[str, ...] = (
     "duplicate_event_id_conflict",
 )
 CONFLICT = "duplicate_event_id_conflict"
+# Reasons a whole input file is quarantined for (Parquet: one quarantine row per file, ``raw`` = the
+# reader's error or the file's schema; its readable neighbours are still ingested). Checked in this
+# order: the footer cannot be read; Spark cannot map the schema (a type it does not support, two
+# columns of one name in any case); a required column is missing (REQUIRED_FIELDS order); a field
+# column is not a scalar (RAW_FIELDS order).
+SCHEMA_UNSUPPORTED = bad_schema("unsupported")
+FILE_REASONS: tuple[str, ...] = (
+    UNREADABLE_FILE,
+    SCHEMA_UNSUPPORTED,
+    bad_schema("missing_column:<name>"),
+    bad_schema("bad_type:<field>"),
+)
 # Reasons of rows whose event date cannot be trusted: kept by a ``--date`` filter (see filter_to_dates).
 UNDATED_REASONS: tuple[str, ...] = ("bad_timestamp", "timestamp_out_of_range", "future_timestamp")
 
@@ -94,6 +145,21 @@ EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in schemas.EVENTS.fields)
 RAW_STRUCT = StructType([StructField(name, StringType(), True) for name in RAW_FIELDS])
 _CORRUPT = "_corrupt_record"
 _JSON_SCHEMA = StructType([*RAW_STRUCT.fields, StructField(_CORRUPT, StringType(), True)])
+# Longest text a field may hold, in characters after trimming. Ids 128: twice a hex sha256 (64), the
+# longest id we know of (UUIDs 36, OAIDs up to 64, Taobao ids 10); anything longer is a pasted blob,
+# not an id, and would be copied into every table and delivery file. event_time 64 (ISO-8601 with
+# nanoseconds and an offset is 35); event_type / channel 32 (the longest word is 14); price / quantity
+# 32 (the longest text of a double, -1.7976931348623157E308, is 24).
+ID_MAX_CHARS = 128
+FIELD_MAX_CHARS: dict[str, int] = {name: ID_MAX_CHARS for name in RAW_FIELDS} | {
+    "event_time": 64,
+    "event_type": 32,
+    "channel": 32,
+    "price": 32,
+    "quantity": 32,
+}
+# Taobao's five columns, named by the event field each fills (item_id -> sku_id, behavior -> event_type).
+TAOBAO_FIELDS: tuple[str, ...] = ("user_id", "sku_id", "category_id", "event_type", "event_time")
 
 
 @dataclass(frozen=True)
@@ -123,21 +189,88 @@ class TimeBounds:
 # ------------------------------------------------------------------------------------------ parse
 
 
+def _cleaned(name: str) -> str:
+    return f"_c_{name}"
+
+
+def _bad_type(name: str) -> Column:
+    """``bad_type:<name>`` when the field's text is a JSON object or array.
+
+    ``from_json`` gives an object or array as its JSON text, so that text parses as one; so does a
+    string holding such text (``"{\\"id\\": 1}"``), refused too: no accepted value is a JSON object.
+    A string that merely starts with a brace (``"{abc"``) parses as neither and is kept. Only text
+    starting with "{" or "[" is parsed again.
+    """
+    text = F.col(_cleaned(name))
+    is_object = text.startswith("{") & F.json_object_keys(text).isNotNull()
+    is_array = text.startswith("[") & F.json_array_length(text).isNotNull()
+    return F.when(is_object | is_array, F.lit(bad_type(name)))
+
+
 def parse_jsonl(lines_df: DataFrame) -> DataFrame:
     """``value`` (one JSON line) + ``source_file`` -> ``raw, source_file, parse_error, f`` (string struct).
 
-    Parsed with ``from_json`` so a malformed line keeps its text in ``raw`` and gets
-    ``parse_error = malformed_json`` (also for valid JSON that is not an object, e.g. ``[1,2]``).
+    Parsed once with ``from_json`` (a malformed line keeps its text in ``raw``); ``parse_error`` is the
+    first of: bad_encoding, malformed_json (also valid JSON that is not an object, e.g. ``[1,2]``),
+    duplicate_key (a top-level key twice: ``from_json`` would keep the last silently), bad_type,
+    field_too_long, control_characters. ``f`` holds the cleaned text of each field.
+
+    Each costly value (the parse, the keys, each cleaned field) is its own column, computed once and
+    referenced by the checks: written inline, Spark repeats it in every check that uses it.
     """
-    parsed = F.from_json("value", _JSON_SCHEMA, {"columnNameOfCorruptRecord": _CORRUPT})
-    return lines_df.withColumn("_j", parsed).select(
-        F.col("value").alias("raw"),
-        "source_file",
-        F.when(F.col("_j").isNull() | F.col(f"_j.{_CORRUPT}").isNotNull(), F.lit(MALFORMED_JSON)).alias(
-            "parse_error"
-        ),
-        F.struct(*[F.col(f"_j.{name}").alias(name) for name in RAW_FIELDS]).alias("f"),
+    value = F.col("value")
+    unreadable = is_unreadable_text(value) | has_lossy_json_escape(value)
+    parsed = F.from_json("_text", _JSON_SCHEMA, {"columnNameOfCorruptRecord": _CORRUPT})
+    malformed = F.col("_j").isNull() | F.col(f"_j.{_CORRUPT}").isNotNull()
+    cleaned = {name: F.col(_cleaned(name)) for name in RAW_FIELDS}
+    parse_error = F.coalesce(
+        F.when(F.col("_unreadable"), F.lit(BAD_ENCODING)),
+        F.when(F.col("_malformed"), F.lit(MALFORMED_JSON)),
+        F.when(F.size("_keys") != F.size(F.array_distinct("_keys")), F.lit(DUPLICATE_KEY)),
+        *[_bad_type(name) for name in RAW_FIELDS],
+        first_text_problem(cleaned, FIELD_MAX_CHARS),
     )
+    return (
+        lines_df.withColumn("_text", without_bom(value))
+        .withColumn("_unreadable", unreadable)
+        .withColumn("_j", F.when(~F.col("_unreadable"), parsed))
+        .select(
+            "value",
+            "source_file",
+            "_unreadable",
+            malformed.alias("_malformed"),
+            F.when(~malformed, F.json_object_keys("_text")).alias("_keys"),
+            *[clean_text(F.col(f"_j.{name}")).alias(_cleaned(name)) for name in RAW_FIELDS],
+        )
+        .select(
+            raw_kept(value, F.col("_unreadable")).alias("raw"),
+            "source_file",
+            parse_error.alias("parse_error"),
+            F.struct(*[col.alias(name) for name, col in cleaned.items()]).alias("f"),
+        )
+    )
+
+
+# Spark types that cannot hold one event field: nested values, and bytes (BINARY without a STRING
+# annotation), whose JSON text would be base64, not the id that was meant.
+_NOT_SCALAR: tuple[type[DataType], ...] = (StructType, ArrayType, MapType, VariantType, BinaryType)
+
+
+def parquet_schema_problem(schema: StructType) -> str | None:
+    """The file-level reason a Parquet file of this (Spark) schema cannot hold events, None if it can.
+
+    ``bad_schema:missing_column:<name>`` for the first REQUIRED_FIELDS column it lacks (names match
+    exactly, as the parser does), then ``bad_schema:bad_type:<field>`` for the first RAW_FIELDS column
+    of a nested or binary type. Other columns are not events' business and are ignored.
+    """
+    types = {f.name: f.dataType for f in schema.fields}
+    for name in REQUIRED_FIELDS:
+        if name not in types:
+            return bad_schema(f"missing_column:{name}")
+    for name in RAW_FIELDS:
+        if isinstance(types.get(name), _NOT_SCALAR):
+            return bad_schema(f"bad_type:{name}")
+    return None
 
 
 def parquet_as_lines(parquet_df: DataFrame) -> DataFrame:
@@ -160,17 +293,21 @@ def parse_taobao(lines_df: DataFrame) -> DataFrame:
     """Taobao UserBehavior CSV lines (no header: user_id, item_id, category_id, behavior_type, epoch s).
 
     pv/cart/fav/buy map to view/cart_add/favorite/order; store, brand, price, quantity, channel and
-    coupon are null. A line without exactly 5 fields gets ``bad_field_count:<n>``, an unknown
-    behaviour ``unknown_event_type:<value>``.
+    coupon are null. ``parse_error`` is the first of: bad_encoding, ``bad_field_count:<n>`` (not
+    exactly 5 fields), field_too_long / control_characters (fields named as in TAOBAO_FIELDS),
+    ``unknown_event_type:<value>`` (a behaviour code outside pv/cart/fav/buy). The split and the
+    cleaned fields are columns of their own, computed once (see ``parse_jsonl``).
     """
-    parts = F.split(F.col("value"), ",", -1)
-    fields = [clean_text(F.try_element_at(parts, F.lit(i + 1))) for i in range(TAOBAO_FIELD_COUNT)]
-    user_id, item_id, category_id, behavior, ts = fields
+    parts = F.split(without_bom(F.col("value")), ",", -1)
+    fields = {name: F.col(_cleaned(name)) for name in TAOBAO_FIELDS}
+    user_id, item_id, category_id, behavior, ts = fields.values()
     mapping = F.create_map(*[F.lit(x) for kv in TAOBAO_BEHAVIORS.items() for x in kv])
     event_type = F.when(behavior.isNotNull(), F.try_element_at(mapping, behavior))
-    n_fields = F.size(parts)
-    parse_error = F.when(n_fields != TAOBAO_FIELD_COUNT, bad_field_count(n_fields)).when(
-        behavior.isNotNull() & event_type.isNull(), reason_with_value("unknown_event_type", behavior)
+    parse_error = F.coalesce(
+        F.when(F.col("_unreadable"), F.lit(BAD_ENCODING)),
+        F.when(F.col("_n") != TAOBAO_FIELD_COUNT, bad_field_count(F.col("_n"))),
+        first_text_problem(fields, FIELD_MAX_CHARS),
+        F.when(behavior.isNotNull() & event_type.isNull(), reason_with_value("unknown_event_type", behavior)),
     )
     values = {
         "event_id": taobao_event_id(user_id, item_id, category_id, behavior, ts),
@@ -181,8 +318,25 @@ def parse_taobao(lines_df: DataFrame) -> DataFrame:
         "category_id": category_id,
     }
     struct = F.struct(*[(values.get(name, F.lit(None).cast("string"))).alias(name) for name in RAW_FIELDS])
-    return lines_df.select(
-        F.col("value").alias("raw"), "source_file", parse_error.alias("parse_error"), struct.alias("f")
+    return (
+        lines_df.select("value", "source_file", is_unreadable_text(F.col("value")).alias("_unreadable"))
+        .withColumn("_parts", parts)
+        .select(
+            "value",
+            "source_file",
+            "_unreadable",
+            F.size("_parts").alias("_n"),
+            *[
+                clean_text(F.try_element_at("_parts", F.lit(i + 1))).alias(_cleaned(name))
+                for i, name in enumerate(TAOBAO_FIELDS)
+            ],
+        )
+        .select(
+            raw_kept(F.col("value"), F.col("_unreadable")).alias("raw"),
+            "source_file",
+            parse_error.alias("parse_error"),
+            struct.alias("f"),
+        )
     )
 
 
@@ -205,10 +359,10 @@ def parse_event_time(text: Column) -> Column:
 def with_typed_columns(parsed_df: DataFrame) -> DataFrame:
     """Add the typed event columns (nulls where a value cannot be read; ``reason`` says why).
 
-    The cleaned text of event_time, price and quantity is kept as ``_s_*`` so ``with_reason`` can
-    tell a missing value from one that does not parse.
+    ``f`` holds cleaned text (the parsers trim it). The text of event_time, price and quantity is kept
+    as ``_s_*`` so ``with_reason`` can tell a missing value from one that does not parse.
     """
-    f = {name: clean_text(F.col(f"f.{name}")) for name in RAW_FIELDS}
+    f = {name: F.col(f"f.{name}") for name in RAW_FIELDS}
     price = f["price"].try_cast("double")
     quantity = f["quantity"].try_cast("double")
     event_time = parse_event_time(f["event_time"])

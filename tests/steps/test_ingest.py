@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from dmp.contracts import tables
 from dmp.contracts.errors import DmpError
@@ -290,6 +291,36 @@ def test_reconciliation_flags_numbers_that_do_not_add_up():
     assert result.reconciled
     result.reasons = {"bad_price": 2}
     assert not result.reconciled  # reasons must account for every quarantined row
+    result.reasons = {"bad_price": 3}
+    result.files = 4
+    assert result.reconciled  # files_ingested None: the step does not count files apart
+    result.files_ingested = 3
+    assert not result.reconciled  # 4 != 3 + 0
+    result.add_file_reasons(["unreadable_file"])
+    assert result.reconciled and (result.files_quarantined, result.file_reasons) == (
+        1,
+        {"unreadable_file": 1},
+    )
+    result.file_reasons = {}
+    assert not result.reconciled  # file reasons must account for every quarantined file
+
+
+def test_run_record_of_an_older_lake_gains_the_file_columns(spark, lake):
+    """ops/ingest_runs written before the file counts existed: the next run adds them, old rows read null."""
+    from dmp.spark import schemas
+
+    new_columns = {"files_ingested", "files_quarantined", "file_reasons"}
+    old_schema = StructType([f for f in schemas.INGEST_RUNS_SCHEMA.fields if f.name not in new_columns])
+    old = IngestResult("old-run", "s", "jsonl", None, NOW, files=1).as_row()
+    lk.append_rows(
+        spark, lake, tables.INGEST_RUNS, old_schema, [{k: old[k] for k in old_schema.fieldNames()}]
+    )
+    run_ingest(spark, lake, str(DAY2), "jsonl", skip_checks=True, now=NOW)
+    runs = {r.run_id: r for r in lk.read_table(spark, lake, tables.INGEST_RUNS).collect()}
+    assert set(runs["old-run"].asDict()) >= new_columns
+    assert (runs["old-run"].files_ingested, runs["old-run"].files_quarantined) == (None, None)
+    (new,) = [r for run_id, r in runs.items() if run_id != "old-run"]
+    assert (new.files, new.files_ingested, new.files_quarantined, new.file_reasons) == (1, 1, 0, {})
 
 
 def test_cli_and_job_entry_points(spark, lake):

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from datetime import UTC, date, datetime, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from dmp.transforms.columns import clean_text, is_blank, reason_with_value
+from dmp.transforms.columns import (
+    clean_text,
+    first_text_problem,
+    has_lossy_json_escape,
+    is_blank,
+    is_unreadable_text,
+    reason_with_value,
+    without_bom,
+)
 from dmp.transforms.ingest import (
     CONTENT_COLUMNS,
     RAW_FIELDS,
     TAOBAO_WINDOW,
     TimeBounds,
     filter_to_dates,
+    parquet_schema_problem,
     parse_event_time,
     parse_jsonl,
     parse_taobao,
@@ -22,7 +32,7 @@ from dmp.transforms.ingest import (
     with_reason,
     with_typed_columns,
 )
-from dmp.transforms.quarantine import to_quarantine_rows
+from dmp.transforms.quarantine import RAW_BASE64_PREFIX, raw_kept, to_quarantine_rows
 
 NOW = datetime(2026, 3, 10, tzinfo=UTC)
 BOUNDS = TimeBounds.for_format("jsonl", NOW)
@@ -187,3 +197,128 @@ def test_conflict_winner_is_the_earliest_event_whatever_the_file_order(spark):
         ("u_late", "quarantined", "duplicate_event_id_conflict"),
         ("u_y", "quarantined", "duplicate_event_id_conflict"),
     }
+
+
+# ------------------------------------------------------------------------- hostile text (issue 22)
+
+
+def _flags(spark: SparkSession, fn, values: list[str]) -> list[bool]:  # noqa: ANN001 - a column function
+    df = spark.createDataFrame([(v,) for v in values], "v string")
+    return [r.flag for r in df.select(fn(F.col("v")).alias("flag")).collect()]
+
+
+def test_lossy_json_escapes_are_found_and_valid_ones_are_not(spark):
+    cases = {
+        r'{"u": "a\ufffd"}': True,
+        r'{"u": "a\uFFFD"}': True,
+        r'{"u": "a\ud800"}': True,  # high half alone
+        r'{"u": "a\ud800\ud800\ude00"}': True,  # a pair after a lone high half
+        r'{"u": "a\udc00"}': True,  # low half alone
+        r'{"u": "a\ud83d\ude00\ude00"}': True,  # a lone low half after a pair
+        r'{"u": "a\\ud83d\ude00"}': True,  # the "pair" starts with escaped text: the low half is alone
+        r'{"u": "a\\\ud800"}': True,  # escaped backslash, then a real escape
+        r'{"u": "a\ud83d\ude00"}': False,  # an emoji
+        r'{"u": "a\\ud800"}': False,  # escaped backslash + text "ud800"
+        r'{"u": "a\\\\ud800"}': False,
+        r'{"u": "a\u00e9 \n"}': False,
+        '{"u": "plain"}': False,
+    }
+    assert _flags(spark, has_lossy_json_escape, list(cases)) == list(cases.values())
+
+
+def test_unreadable_text_is_bad_utf8_or_a_replacement_character(spark):
+    df = spark.createDataFrame(
+        [(b"ok \xe7\x94\xa8",), (b"\xff",), (b"\xed\xa0\x80",), ("a\ufffd".encode(),)], "b binary"
+    )
+    got = [r.flag for r in df.select(is_unreadable_text(F.col("b").cast("string")).alias("flag")).collect()]
+    assert got == [False, True, True, True]
+
+
+def test_bom_is_dropped_only_at_the_start(spark):
+    df = spark.createDataFrame([("\ufeffab",), ("a\ufeffb",), ("ab",)], "v string")
+    assert [r.v for r in df.select(without_bom(F.col("v")).alias("v")).collect()] == ["ab", "a\ufeffb", "ab"]
+
+
+def test_text_problems_lengths_first_then_control_characters_in_field_order(spark):
+    limits = {"a": 3, "b": 3}
+    rows = [
+        ("abc", "abc", None),
+        ("abcd", "ab\u202e", "field_too_long:a"),
+        ("ab\x00", "abcd", "field_too_long:b"),  # b too long beats a's NUL
+        ("ab", "a\u2028", "control_characters:b"),
+        ("a\u200b", "a\x00", "control_characters:a"),
+        ("a\u00a0", "用户", None),  # a no-break space and CJK text are fine
+        (None, None, None),
+    ]
+    df = spark.createDataFrame([(a, b) for a, b, _ in rows], "a string, b string")
+    problem = first_text_problem({"a": F.col("a"), "b": F.col("b")}, limits)
+    assert [r.p for r in df.select(problem.alias("p")).collect()] == [r for _, _, r in rows]
+
+
+def test_bad_encoding_raw_is_one_line_of_base64_of_the_bytes(spark):
+    line = "用户".encode("gbk") * 60  # long enough for Spark to break base64 into MIME lines
+    df = spark.createDataFrame([(line,)], "b binary").select(F.col("b").cast("string").alias("v"))
+    raw = df.select(raw_kept(F.col("v"), F.lit(True)).alias("raw")).first().raw
+    assert raw.startswith(RAW_BASE64_PREFIX) and "\n" not in raw and "\r" not in raw
+    assert base64.b64decode(raw.removeprefix(RAW_BASE64_PREFIX), validate=True) == line
+    assert df.select(raw_kept(F.col("v"), F.lit(False)).alias("raw")).first().raw == df.first().v
+
+
+def test_json_type_checks_and_their_precedence(spark):
+    lines = _lines(
+        spark,
+        '{"event_id": "a", "user_id": {"x": 1}, "event_type": "view", "event_time": "2026-03-01"}',
+        '{"event_id": "b", "user_id": "u", "sku_id": [1], "event_type": "view", "event_time": "2026-03-01"}',
+        '{"event_id": "c", "user_id": "{x", "event_type": "view", "event_time": "2026-03-01"}',
+        '{"event_id": "d", "user_id": 7, "event_type": "view", "event_time": "2026-03-01", "quantity": true}',
+        '{"event_id": "e", "user_id": {"x": 1}, "user_id": "u"}',
+        '{"event_id": "f", "user_id": "u", "event_type": "view", "event_time": "2026-03-01", "x": {"k": 1, "k": 2}}',
+        '{"event_id": "g", "user_id": "{\\"id\\": 1}", "event_type": "view", "event_time": "2026-03-01"}',
+        '{"event_id": "h", "user_id": "{3F2504E0-4F89-11D3-9A0C-0305E82C3301}", "event_type": "view", "event_time": "2026-03-01"}',
+    )
+    parsed = {r.f.event_id: r for r in lines.transform(parse_jsonl).collect()}
+    assert {k: r.parse_error for k, r in parsed.items()} == {
+        "a": "bad_type:user_id",
+        "b": "bad_type:sku_id",
+        "c": None,  # a string that starts with a brace
+        "d": None,  # scalars are read as their text
+        "e": "duplicate_key",  # before bad_type
+        "f": None,  # only top-level keys count; unknown keys are ignored
+        "g": "bad_type:user_id",  # a string holding a JSON object is one too
+        "h": None,  # a GUID in braces is not JSON
+    }
+    assert (parsed["d"].f.user_id, parsed["d"].f.quantity) == ("7", "true")
+
+
+def test_taobao_text_checks_and_their_precedence(spark):
+    lines = _lines(
+        spark,
+        "\ufeff1,100,10,pv,1511700000",
+        "2\x00,100,10,clk,1511700000",
+        "3,100,10," + "p" * 33 + ",1511700000",
+        "4,100,10,pv,1511700000,x",
+    )
+    got = [r.parse_error for r in lines.transform(parse_taobao).collect()]
+    assert got == [None, "control_characters:user_id", "field_too_long:event_type", "bad_field_count:6"]
+
+
+def test_parquet_schema_problems(spark):
+    def problem(ddl: str) -> str | None:
+        return parquet_schema_problem(spark.createDataFrame([], ddl).schema)
+
+    base = "event_id string, user_id string, event_type string, event_time timestamp"
+    assert problem(base) is None
+    assert problem(f"{base}, price double, quantity int, extra struct<a: int>, tags array<string>") is None
+    assert problem("event_id string, event_type string, event_time timestamp") == (
+        "bad_schema:missing_column:user_id"
+    )
+    assert problem("user_id string") == "bad_schema:missing_column:event_id"  # REQUIRED_FIELDS order
+    assert problem("event_id string, USER_ID string, event_type string, event_time timestamp") == (
+        "bad_schema:missing_column:user_id"
+    )
+    assert problem(f"{base}, sku_id array<string>") == "bad_schema:bad_type:sku_id"
+    assert problem(f"{base}, channel map<string, string>") == "bad_schema:bad_type:channel"
+    assert problem("event_id string, user_id binary, event_type string, event_time timestamp") == (
+        "bad_schema:bad_type:user_id"
+    )
+    assert problem(f"{base}, coupon_id struct<a: int>, sku_id array<int>") == "bad_schema:bad_type:sku_id"
