@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Asset, CronDataIntervalTimetable, Metadata, Param, dag, get_current_context, task
 
 from dmp.contracts import tables
+from dmp.orchestration.deltaread import open_table
 from dmp.orchestration.planning import USER_TAGS_ASSET, run_dates
 from dmp.orchestration.settings import default_args, setting
 from dmp.orchestration.submit import CLI_STEP, reference_commands, run_spark_job
@@ -22,7 +23,10 @@ range of days in one run, which is how the demo and the end-to-end test load his
 
 `ingest` → `validate_events` → `aggregate` → `validate_user_daily` → `tags` → `validate_user_tags`,
 and beside them `ingest_reference` (identities and suppression lists of the landing folder, loaded
-with `dmp ingest-identities` / `dmp ingest-suppression` in one Spark application).
+with `dmp ingest-identities` / `dmp ingest-suppression` in one Spark application) → `stitch_identities`
+(`dmp identities stitch --date <last day>`: accounts → `silver/persons`, guarded; docs/identity.md).
+Identities are a snapshot, so a range run stitches once, as of its last day; a lake without
+`silver/identities` (a landing that never had identity files) has nothing to stitch.
 
 Each task submits one Spark job (`jobs/<step>.py`) with `spark-submit` to the master of the Airflow
 connection **`dmp_spark`** (host `local[2]`, `spark://host:7077`, `yarn` or `k8s://…`); without that
@@ -96,6 +100,16 @@ def dmp_daily() -> None:
             return
         run_spark_job(CLI_STEP, args)
 
+    @task(execution_timeout=timedelta(hours=1))
+    def stitch_identities() -> None:
+        """silver/identities -> silver/persons, silver/person_identifiers, ops/identity_violations."""
+        _start, end = _dates()
+        lake = setting("lake")
+        if open_table(tables.table_path(lake, tables.IDENTITIES)) is None:  # a landing without identities
+            print(f"{tables.table_path(lake, tables.IDENTITIES)} does not exist: no identities to stitch")
+            return
+        run_spark_job("stitch_identities", ["--lake", lake, "--date", end])
+
     @task(execution_timeout=timedelta(minutes=30))
     def validate_events() -> None:
         run_spark_job("validate", [*_range_args(), "--table", tables.EVENTS])
@@ -120,8 +134,8 @@ def dmp_daily() -> None:
 
     gate = validate_user_tags()
     ingest() >> validate_events() >> aggregate() >> validate_user_daily() >> tags() >> gate
-    # Packs need the suppression lists and delivery needs identities: load them before publishing.
-    ingest_reference() >> gate
+    # Packs need the suppression lists and persons, delivery needs identities: load them before publishing.
+    ingest_reference() >> stitch_identities() >> gate
 
 
 dmp_daily()

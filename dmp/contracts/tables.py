@@ -25,6 +25,9 @@ PACK_RUNS = "ops/pack_runs"
 SUPPRESSION_LISTS = "silver/suppression_lists"
 DELIVERIES = "ops/deliveries"
 UPLIFT_RESULTS = "gold/uplift_results"
+PERSONS = "silver/persons"
+PERSON_IDENTIFIERS = "silver/person_identifiers"
+IDENTITY_VIOLATIONS = "ops/identity_violations"
 
 
 def resolve_lake(lake: str | None) -> str:

@@ -4,14 +4,41 @@ Android users get OAIDs and sometimes IMEIs, iOS users IDFAs (up to three device
 a phone and 50% an email. Values come as people and SDKs type them: stray spaces, mixed case,
 phones with or without +86 and separators, so delivery's normalisation has work to do. 3% of
 users leave no identifier at all.
+
+Planted on top, with known truth (:func:`plan_identities`, :func:`planted_truth`) so that identity
+stitching (docs/identity.md) can be checked exactly:
+
+- **multi-account persons**: in 8% of the blocks of ten user numbers, the first 2-4 users of the
+  block's first platform are one person, chained by shared devices (Android: an OAID, then an
+  IMEI, alternately; iOS: an IDFA), each written in another case or with spaces by its second user;
+- **a hub**: a device farm, one OAID on exactly :data:`HUB_ACCOUNTS` Android users of each
+  chunk's part of a block of 10,000 user numbers (when that part has that many Android users),
+  over the default cap of 20 accounts per identifier, so it links nobody;
+- **blocked values**: 1% of users report the all-zero IDFA / OAID (limit ad tracking), as
+  ``00000000-0000-...`` or 32 zeros, and 1% of Android users the all-zero IMEI.
+
+Planted values come from a hash of the seed and a user number, not from the random streams, so
+every other line is the same with or without them. Normal values never collide (phones are a
+bijection of the user number, emails carry it, device ids are 128 random bits), so the planted
+persons are the only multi-account persons.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import csv
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from dmp.contracts.identity_guards import (
+    RULE_BLOCKED_PATTERN,
+    RULE_BLOCKED_VALUE,
+    RULE_IDENTIFIER_CAP,
+    ZERO_DEVICE_ID,
+)
 from dmp.contracts.vocab import ID_TYPES
 
 _PHONE_PREFIXES = (
@@ -132,11 +159,159 @@ def _email(draws: _Draws, i: int, user_num: int) -> str:
     return _space(email, 0.15, draws.rolls[i][_EMAIL_SPACES])
 
 
+# ------------------------------------------------------------------------------ planted truth
+
+FAMILY_BLOCK = 10  # user numbers per block; a block holds at most one planted person
+FAMILY_SHARE = 0.08
+FAMILY_SIZES = (2, 3, 4)
+HUB_BLOCK = 10_000
+HUB_ACCOUNTS = 30
+ZERO_DEVICE_SHARE = 0.01
+ZERO_IMEI = "000000000000000"
+ANDROID, IOS = 0, 1
+
+
+def _digest(seed: int, *parts: object) -> bytes:
+    return hashlib.blake2b(repr((seed, *parts)).encode(), digest_size=16).digest()
+
+
+def _unit(seed: int, *parts: object) -> float:
+    """A uniform number in [0, 1) from a hash: the same for the same parts, whatever the chunking."""
+    return int.from_bytes(_digest(seed, *parts)[:8], "big") / 2**64
+
+
+def _planted_device(seed: int, id_type: str, *parts: object) -> str:
+    """A device id of ``id_type`` named after ``parts`` (normalised form)."""
+    h = _digest(seed, "device", id_type, *parts).hex()
+    if id_type == "imei":
+        body = str(10**13 + int(h, 16) % (9 * 10**13))
+        return body + _luhn(body)
+    return _uuid(h).upper() if id_type == "idfa" else _uuid(h)
+
+
+def _restyled(id_type: str, value: str) -> str:
+    """The same device as the second account of a link types it."""
+    if id_type == "imei":
+        return value + "  "
+    return value.lower() if id_type == "idfa" else value.upper()
+
+
+@dataclass
+class IdentityPlan:
+    """What is planted in one chunk: extra lines per user index, and the truth they make."""
+
+    extra: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
+    persons: list[tuple[str, ...]] = field(default_factory=list)  # multi-account persons, in chain order
+    # (id_type, normalised value) -> (accounts, rule) with the default guards
+    violations: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
+
+    def add(self, i: int, id_type: str, value: str) -> None:
+        self.extra.setdefault(i, []).append((id_type, value))
+
+
+def _plant_families(plan: IdentityPlan, user_nums: list[int], platform: list[int], seed: int) -> None:
+    blocks: dict[int, list[int]] = {}
+    for i, num in enumerate(user_nums):
+        blocks.setdefault((num - 1) // FAMILY_BLOCK, []).append(i)
+    for block, members in blocks.items():
+        if _unit(seed, "family", block) >= FAMILY_SHARE:
+            continue
+        size = FAMILY_SIZES[int(_unit(seed, "family size", block) * len(FAMILY_SIZES))]
+        same = [i for i in members if platform[i] == platform[members[0]]][:size]
+        if len(same) < 2:
+            continue
+        for j, (a, b) in enumerate(zip(same, same[1:], strict=False)):
+            id_type = "idfa" if platform[a] == IOS else ("oaid", "imei")[j % 2]
+            value = _planted_device(seed, id_type, "link", user_nums[a])
+            plan.add(a, id_type, value)
+            plan.add(b, id_type, _restyled(id_type, value))
+        plan.persons.append(tuple(f"u{user_nums[i]:07d}" for i in same))
+
+
+def _plant_hubs(plan: IdentityPlan, user_nums: list[int], platform: list[int], seed: int) -> None:
+    blocks: dict[int, list[int]] = {}
+    for i, num in enumerate(user_nums):
+        if platform[i] == ANDROID:
+            blocks.setdefault((num - 1) // HUB_BLOCK, []).append(i)
+    for members in blocks.values():
+        if len(members) < HUB_ACCOUNTS:
+            continue
+        step = len(members) // HUB_ACCOUNTS
+        value = _planted_device(seed, "oaid", "hub", user_nums[members[0]])
+        for i in members[::step][:HUB_ACCOUNTS]:
+            plan.add(i, "oaid", value)
+        plan.violations[("oaid", value)] = (HUB_ACCOUNTS, RULE_IDENTIFIER_CAP)
+
+
+def _plant_blocked(plan: IdentityPlan, user_nums: list[int], platform: list[int], seed: int) -> None:
+    zero_forms = (ZERO_DEVICE_ID, "0" * 32)
+    counts = {"idfa": 0, "oaid": 0, "imei": 0}
+    for i, num in enumerate(user_nums):
+        if _unit(seed, "zero device", num) < ZERO_DEVICE_SHARE:
+            id_type = "idfa" if platform[i] == IOS else "oaid"
+            plan.add(i, id_type, zero_forms[num % 2])
+            counts[id_type] += 1
+        if platform[i] == ANDROID and _unit(seed, "zero imei", num) < ZERO_DEVICE_SHARE:
+            plan.add(i, "imei", ZERO_IMEI)
+            counts["imei"] += 1
+    for id_type, n in counts.items():
+        if n:
+            key = ZERO_IMEI if id_type == "imei" else ZERO_DEVICE_ID
+            rule = RULE_BLOCKED_PATTERN if id_type == "imei" else RULE_BLOCKED_VALUE
+            plan.violations[(id_type, key)] = (n, rule)
+
+
+def plan_identities(user_nums: np.ndarray, platform: np.ndarray, seed: int) -> IdentityPlan:
+    """The identifiers planted in one chunk of users (``platform``: 0 Android, 1 iOS) and their truth."""
+    nums, plat = [int(x) for x in user_nums], [int(x) for x in platform]
+    plan = IdentityPlan()
+    _plant_families(plan, nums, plat, seed)
+    _plant_hubs(plan, nums, plat, seed)
+    _plant_blocked(plan, nums, plat, seed)
+    return plan
+
+
+@dataclass(frozen=True)
+class IdentityTruth:
+    """What stitching a generated dataset with the default guards must find."""
+
+    persons: frozenset[frozenset[str]]  # the multi-account persons; every other account is alone
+    violations: dict[tuple[str, str], tuple[int, str]]  # (id_type, normalised value) -> (accounts, rule)
+
+
+def planted_truth(out: str | Path) -> IdentityTruth:
+    """The planted persons and violations of a ``dmp generate`` output folder.
+
+    Re-plans every chunk from truth/summary.json (users, seed, chunk_users; chunk c holds user
+    numbers c * chunk_users + 1 ... (c + 1) * chunk_users, as ``dmp.demo.generate`` cuts them) and
+    the platforms of truth/users.csv.
+    """
+    out = Path(out)
+    summary = json.loads((out / "truth" / "summary.json").read_text())
+    with open(out / "truth" / "users.csv", newline="") as f:
+        platform = [IOS if row["platform"] == "ios" else ANDROID for row in csv.DictReader(f)]
+    users, size, seed = int(summary["users"]), int(summary["chunk_users"]), int(summary["seed"])
+    persons: set[frozenset[str]] = set()
+    violations: dict[tuple[str, str], tuple[int, str]] = {}
+    for first in range(1, users + 1, size):
+        nums = np.arange(first, min(first + size, users + 1))
+        plan = plan_identities(nums, np.array(platform[first - 1 : nums[-1]]), seed)
+        persons |= {frozenset(p) for p in plan.persons}
+        for key, (n, rule) in plan.violations.items():
+            violations[key] = (violations.get(key, (0, rule))[0] + n, rule)
+    return IdentityTruth(frozenset(persons), violations)
+
+
+# ------------------------------------------------------------------------------------ lines
+
+
 def identities(
     rng: np.random.Generator, user_nums: np.ndarray, platform: np.ndarray, seed: int
 ) -> tuple[list[str], dict[str, int], int]:
-    """Identity lines for one chunk, the count per id type, and the number of users with no id."""
+    """Identity lines for one chunk (planted ones included), the count per id type, and the number
+    of users with no id."""
     draws = _draw(rng, user_nums, seed)
+    plan = plan_identities(user_nums, platform, seed)
     counts = dict.fromkeys(ID_TYPES, 0)
     lines: list[str] = []
     no_ids = 0
@@ -150,6 +325,7 @@ def identities(
                 ids.append(("phone", _phone(draws, i)))
             if ri[_HAS_EMAIL] < 0.5:
                 ids.append(("email", _email(draws, i, int(user_nums[i]))))
+        ids += plan.extra.get(i, [])
         if not ids:
             no_ids += 1
         for id_type, value in ids:

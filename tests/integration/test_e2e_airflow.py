@@ -157,6 +157,7 @@ def test_daily_loads_every_layer_for_every_day(run: Run) -> None:
         for t in (
             "ingest",
             "ingest_reference",
+            "stitch_identities",
             "validate_events",
             "aggregate",
             "validate_user_daily",

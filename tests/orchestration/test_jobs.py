@@ -19,6 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 JOB_COMMANDS = {
     "aggregate": ["aggregate"],
+    "stitch_identities": ["identities", "stitch"],
     "build_packs": ["segments", "build"],
     "deliver": ["deliver"],
     "evaluate": ["evaluate"],
@@ -28,6 +29,7 @@ JOB_COMMANDS = {
 }
 # The argument shapes the DAGs pass to each job (dags/*.py); every option must exist in the CLI.
 DAG_ARGS = {
+    "stitch_identities": ["--lake", "L", "--date", "D"],
     "ingest": [
         "--lake",
         "L",
