@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.bench_delivery [--users 1000000] [--keep]
 
-Starts a throwaway MinIO (tests/support/s3server.py), builds a synthetic lake with Spark (pack + identities),
+Starts a throwaway MinIO (tests/support/s3server.py), builds a synthetic lake with Spark (pack + identities + consents),
 runs ``dmp.steps.deliver.deliver`` for ``jd_ads`` (incremental; first delivery = full) and ``tencent_ads``
 (full), then uploads exactly the delivered objects again with plain ``boto3 put_object`` to another
 prefix of the same server. Prints MB/s, rows/s and the ratio (delivery wall time / plain upload time).
@@ -86,6 +86,18 @@ def build_lake(spark, lake: str, users: int, run_date: date) -> None:  # noqa: A
     lk.overwrite_partitions(
         packs, lake, tables.AUDIENCE_PACKS, ["segment", "run_date"], "segment = 'bench_pack'"
     )
+    # Both channels are ads: every user has answered ad_personalization, every 20th said no, so the
+    # consent filter runs on every row and removes 5 % (docs/privacy.md).
+    consents = base.select(
+        "user_id",
+        F.lit("ad_personalization").alias("purpose"),
+        (F.col("id") % 20 != 7).alias("granted"),
+        F.lit("2026-01-01 00:00:00").cast("timestamp").alias("at"),
+        F.lit("bench").alias("source"),
+        F.lit("bench").alias("source_file"),
+        F.current_timestamp().alias("ingested_at"),
+    )
+    consents.write.format("delta").mode("overwrite").save(tables.table_path(lake, tables.CONSENTS))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,8 +22,8 @@ One run per day (`ds` = the day whose events are processed; `params.date_from/da
 range of days in one run, which is how the demo and the end-to-end test load history cheaply):
 
 `ingest` → `validate_events` → `aggregate` → `validate_user_daily` → `tags` → `validate_user_tags`,
-and beside them `ingest_reference` (identities and suppression lists of the landing folder, loaded
-with `dmp ingest-identities` / `dmp ingest-suppression` in one Spark application) → `stitch_identities`
+and beside them `ingest_reference` (identities, suppression lists and consents of the landing folder,
+loaded with `dmp ingest-identities` / `ingest-suppression` / `ingest-consents` in one Spark application) → `stitch_identities`
 (`dmp identities stitch --date <last day>`: accounts → `silver/persons`, guarded; docs/identity.md).
 Identities are a snapshot, so a range run stitches once, as of its last day; a lake without
 `silver/identities` (a landing that never had identity files) has nothing to stitch.
@@ -92,11 +92,11 @@ def dmp_daily() -> None:
 
     @task(execution_timeout=timedelta(minutes=30))
     def ingest_reference() -> None:
-        """Identities and suppression lists of the landing folder (full replace, small)."""
+        """Identities, suppression lists and consents of the landing folder (small)."""
         source = get_current_context()["params"].get("source") or setting("landing")
         args = reference_commands(source, setting("lake"))
         if not args:
-            print(f"{source}: no identities/ or suppression/ to load")
+            print(f"{source}: no identities/, suppression/ or consents/ to load")
             return
         run_spark_job(CLI_STEP, args)
 

@@ -1,4 +1,4 @@
-"""``dmp ingest``, ``dmp ingest-identities``, ``dmp ingest-suppression``: raw files into the lake."""
+"""``dmp ingest``, ``ingest-identities``, ``ingest-suppression``, ``ingest-consents``: raw files into the lake."""
 
 from __future__ import annotations
 
@@ -150,8 +150,20 @@ def ingest_suppression_cmd(source: SourceOpt, name: ListNameOpt, lake: LakeOpt =
     )
 
 
+def ingest_consents_cmd(source: SourceOpt, lake: LakeOpt = None) -> None:
+    """Load consent events (user_id, purpose, granted, at, source) into silver/consents, latest wins."""
+    from dmp.spark.session import get_spark
+    from dmp.steps.consents import run_ingest_consents
+
+    root = tables.resolve_lake(lake)
+    result = run_ingest_consents(get_spark("dmp-ingest-consents"), root, source)
+    console.print(reconciliation_table(result))
+    console.print(f"consents: {tables.table_path(root, tables.CONSENTS)} ({result.message})")
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the dmp app."""
     app.command("ingest")(ingest_cmd)
     app.command("ingest-identities")(ingest_identities_cmd)
     app.command("ingest-suppression")(ingest_suppression_cmd)
+    app.command("ingest-consents")(ingest_consents_cmd)

@@ -35,7 +35,7 @@ from pydantic import (
 
 from dmp.contracts.errors import SpecError
 from dmp.contracts.safe_yaml import YamlRefused, load_yaml_file
-from dmp.contracts.vocab import CHANNEL_ID_TYPES
+from dmp.contracts.vocab import CHANNEL_ID_TYPES, CONSENT_PURPOSES, PURPOSE_OF_CHANNEL_TYPE
 
 CHANNELS_FILE = "channels.yaml"
 # The one definition of a channel name (channels.yaml keys, --channel, the folder on a destination).
@@ -44,6 +44,7 @@ DESTINATION_FORMS = "s3://bucket/prefix or file:///absolute/path"
 
 # Every id type a channel may accept; ``user_id`` is our own key (coupon systems know our users).
 IdType = Literal[CHANNEL_ID_TYPES]
+Purpose = Literal[CONSENT_PURPOSES]
 HashAlgo = Literal["md5", "sha256", "none"]
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -202,6 +203,9 @@ class Channel(BaseModel):
     phone_format: Literal["e164", "cn11"] = "e164"
     sync: Literal["full", "incremental"] = "full"
     cost: ChannelCost | None = None
+    # The consent a user must have granted to be delivered here (silver/consents, docs/privacy.md);
+    # by default the purpose of the channel's type (ad -> ad_personalization, coupon -> marketing_messages).
+    purpose: Purpose | None = None
 
     @field_validator("destination")
     @classmethod
@@ -236,6 +240,11 @@ class Channel(BaseModel):
                 "give per_user or per_mille"
             )
         return self
+
+    @property
+    def consent_purpose(self) -> str:
+        """The purpose whose granted consent a user needs to be delivered to this channel."""
+        return self.purpose or PURPOSE_OF_CHANNEL_TYPE[self.type]
 
     @property
     def is_s3(self) -> bool:

@@ -28,6 +28,8 @@ UPLIFT_RESULTS = "gold/uplift_results"
 PERSONS = "silver/persons"
 PERSON_IDENTIFIERS = "silver/person_identifiers"
 IDENTITY_VIOLATIONS = "ops/identity_violations"
+CONSENTS = "silver/consents"
+CONSENTS_QUARANTINE = "bronze/consents_quarantine"
 
 
 def resolve_lake(lake: str | None) -> str:

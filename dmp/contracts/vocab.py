@@ -66,3 +66,15 @@ TAG_COLUMN_KINDS: dict[str, str] = {
     "active_days_30d": "number",
     "avg_order_value_90d": "number",
 }
+
+# Consent (silver/consents, docs/privacy.md): what a user allowed, per purpose. A channel needs the
+# purpose of its type unless channels.yaml names another (``purpose:``).
+CONSENT_PURPOSES: tuple[str, ...] = ("ad_personalization", "marketing_messages")
+PURPOSE_OF_CHANNEL_TYPE: dict[str, str] = {"ad": "ad_personalization", "coupon": "marketing_messages"}
+# Why a treated user is not delivered to a channel for lack of consent (manifest ``excluded_by_reason``):
+# no consent event at all for the purpose, or the latest one withdrew (or refused) it.
+NO_CONSENT = "no_consent"
+REVOKED = "revoked"
+# Consented treated users left out because fewer of them than the spec's min_size remain.
+BELOW_MIN_SIZE = "below_min_size"
+CONSENT_EXCLUSIONS: tuple[str, ...] = (NO_CONSENT, REVOKED, BELOW_MIN_SIZE)

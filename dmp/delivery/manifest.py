@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -51,17 +51,27 @@ class MatchCounts:
     matched_users: int
     unmatched_by_reason: dict[str, int]
     rows_by_id_type: dict[str, int]
+    # Treated users left out before matching for lack of consent (``no_consent``, ``revoked``).
+    excluded_by_reason: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_counts(
-        cls, users_by_reason: Iterable[tuple[str | None, int]], keys_pdf: pd.DataFrame
+        cls,
+        users_by_reason: Iterable[tuple[str | None, int]],
+        keys_pdf: pd.DataFrame,
+        excluded_by_reason: Mapping[str, int] | None = None,
     ) -> MatchCounts:
         """From (reason, users) pairs (reason None = matched) and the matched (id_type, user_key) rows."""
         pairs = list(users_by_reason)
         unmatched = {reason: int(users) for reason, users in pairs if reason is not None}
         matched = sum(int(users) for reason, users in pairs if reason is None)
         by_type = keys_pdf.drop_duplicates()["id_type"].value_counts().to_dict()
-        return cls(matched, unmatched, {str(t): int(n) for t, n in by_type.items()})
+        excluded = {str(r): int(n) for r, n in (excluded_by_reason or {}).items() if n}
+        return cls(matched, unmatched, {str(t): int(n) for t, n in by_type.items()}, excluded)
+
+    @property
+    def excluded_users(self) -> int:
+        return sum(self.excluded_by_reason.values())
 
     @property
     def unmatched_users(self) -> int:
@@ -123,6 +133,8 @@ def _counts(pack: PackCounts, match: MatchCounts, plan: DeliveryPlan) -> dict[st
         "matched_users": match.matched_users,
         "unmatched_users": match.unmatched_users,
         "unmatched_by_reason": dict(sorted(match.unmatched_by_reason.items())),
+        "excluded_users": match.excluded_users,
+        "excluded_by_reason": dict(sorted(match.excluded_by_reason.items())),
         "match_rate": round(match.matched_users / treatment, 6) if treatment else 0.0,
         "delivered_rows": len(plan.current),
         "added": plan.added,
@@ -137,6 +149,7 @@ def build_manifest(source: ManifestSource, plan: DeliveryPlan, match: MatchCount
         "manifest_version": MANIFEST_VERSION,
         "channel": source.channel_name,
         "channel_type": source.channel.type,
+        "consent_purpose": source.channel.consent_purpose,
         "segment": source.segment,
         "run_date": source.run_date.isoformat(),
         "sync": source.channel.sync,

@@ -27,6 +27,9 @@ class DeliveryTarget:
     channels: tuple[str, ...]
     coupon: CouponSettings | None = None
     source: str = ""  # spec file, for messages
+    # The spec's min_size, checked again after consent: fewer consented treated users than this and
+    # the channel gets an empty audience (docs/privacy.md).
+    min_size: int = 0
 
 
 def targets_from_specs(segments_dir: str) -> tuple[dict[str, DeliveryTarget], list[str]]:
@@ -45,6 +48,6 @@ def targets_from_specs(segments_dir: str) -> tuple[dict[str, DeliveryTarget], li
                 valid_days=int(spec.coupon.valid_days),
             )
         targets[name] = DeliveryTarget(
-            name, tuple(spec.channels), coupon, str(spec_set.path_of.get(name, ""))
+            name, tuple(spec.channels), coupon, str(spec_set.path_of.get(name, "")), spec.min_size
         )
     return targets, [str(e) for e in spec_set.errors]

@@ -6,6 +6,7 @@
     out/events/event_date=YYYY-MM-DD/part-NNNNN.jsonl  one file per (date, chunk of users)
     out/identities/identities.jsonl                    user -> oaid/idfa/imei/phone/email (raw, noisy)
     out/suppression/opt_out.csv                        ~1% of users
+    out/consents/consents.jsonl                        consent events per user and purpose (dmp.demo.consents)
     out/truth/users.csv                                persona and behaviour parameters per user
     out/truth/bad_records.json                         bad lines per kind (they are EXTRA lines)
     out/truth/campaigns.json, campaign_users.csv       the planted spring_revisit campaign
@@ -62,6 +63,7 @@ from dmp.demo.campaign import (
 )
 from dmp.demo.catalog import BRANDS, CATEGORIES, Catalog, build_catalog
 from dmp.demo.chunks import USERS_HEADER, ChunkJob, ChunkResult, run_chunk
+from dmp.demo.consents import consent_lines
 from dmp.demo.personas import LOOKALIKE_HINT, PERSONAS
 from dmp.demo.simulate import expected_events_per_user_day as _pilot_events_per_user_day
 
@@ -219,6 +221,7 @@ def generate(
         for c in range(math.ceil(users / chunk_users))
     ]  # fmt: skip
     totals = _write_chunks(out, jobs, workers, progress)
+    _write_consents(out, users, start, days, seed)
 
     campaign_json = None
     if run_date is not None:
@@ -275,6 +278,12 @@ def _write_chunks(out: Path, jobs: list[ChunkJob], workers: int, progress: Progr
     return totals
 
 
+def _write_consents(out: Path, users: int, start: date, days: int, seed: int) -> None:
+    """Every user's consent events (:mod:`dmp.demo.consents`), decided per user: chunk-independent."""
+    user_ids = (f"u{n:07d}" for n in range(1, users + 1))
+    (out / "consents" / "consents.jsonl").write_text(consent_lines(user_ids, start, days, seed))
+
+
 def _summary(
     out: Path,
     users: int,
@@ -306,6 +315,7 @@ def _summary(
             "events": str(out / "events"),
             "identities": str(out / "identities" / "identities.jsonl"),
             "opt_out": str(out / "suppression" / "opt_out.csv"),
+            "consents": str(out / "consents" / "consents.jsonl"),
             "users": str(out / "truth" / "users.csv"),
             "bad_records": str(out / "truth" / "bad_records.json"),
             "campaigns": str(out / "truth" / "campaigns.json") if has_campaign else "",
@@ -330,7 +340,7 @@ def _write_summary(out: Path, summary: GenerateSummary) -> None:
     (out / "truth" / "summary.json").write_text(json.dumps(doc, indent=2) + "\n")
 
 
-_OWNED = ("events", "identities", "suppression", "truth", "catalog.json")
+_OWNED = ("events", "identities", "suppression", "consents", "truth", "catalog.json")
 
 
 def _prepare_out(out: Path) -> None:
@@ -348,7 +358,7 @@ def _prepare_out(out: Path) -> None:
             shutil.rmtree(path)
         else:
             path.unlink()
-    for sub in ("events", "identities", "suppression", "truth"):
+    for sub in ("events", "identities", "suppression", "consents", "truth"):
         (out / sub).mkdir(parents=True, exist_ok=True)
 
 

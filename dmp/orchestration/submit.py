@@ -207,7 +207,8 @@ def reference_commands(landing: str, lake: str) -> list[str]:
     """:data:`CLI_STEP` arguments loading the landing folder's identities and suppression lists.
 
     ``<landing>/identities/*.jsonl`` -> silver/identities; ``<landing>/suppression/<name>.csv`` ->
-    suppression list ``<name>``. Empty when the landing folder has neither (local paths only).
+    suppression list ``<name>``; ``<landing>/consents/*.jsonl`` -> silver/consents. Empty when the
+    landing folder has none of them (local paths only).
     """
     root = Path(landing)
     commands: list[list[str]] = []
@@ -216,6 +217,9 @@ def reference_commands(landing: str, lake: str) -> list[str]:
         commands.append(["ingest-identities", "--source", str(identities), "--lake", lake])
     for csv in sorted((root / "suppression").glob("*.csv")) if (root / "suppression").is_dir() else []:
         commands.append(["ingest-suppression", "--name", csv.stem, "--source", str(csv), "--lake", lake])
+    consents = root / "consents"
+    if consents.is_dir() and any(consents.glob("*.jsonl")):
+        commands.append(["ingest-consents", "--source", str(consents), "--lake", lake])
     args: list[str] = []
     for command in commands:
         args += [*([SEPARATOR] if args else []), *command]

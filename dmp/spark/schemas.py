@@ -273,3 +273,20 @@ IDENTITY_VIOLATIONS_SCHEMA = StructType(
         StructField("rule", StringType(), False),
     ]
 )
+
+# silver/consents: the latest consent event per (user_id, purpose) (docs/privacy.md). ``granted``
+# false = withdrawn or refused; ``at`` is when the user decided (UTC), ``source`` where (app, CRM …).
+CONSENTS_SCHEMA = StructType(
+    [
+        StructField("user_id", StringType(), False),
+        StructField("purpose", StringType(), False),
+        StructField("granted", BooleanType(), False),
+        StructField("at", TimestampType(), False),
+        StructField("source", StringType(), True),
+        StructField("source_file", StringType(), True),
+        StructField("ingested_at", TimestampType(), True),
+    ]
+)
+
+# bronze/consents_quarantine: a bad consent line and its reason, laid out like identities' quarantine.
+CONSENTS_QUARANTINE_SCHEMA = IDENTITIES_QUARANTINE_SCHEMA

@@ -3,7 +3,9 @@
 For each (segment, channel, run_date):
 
 1. **Select** the pack's treatment users (never the holdout; a pack with ``deliverable = false``,
-   i.e. under ``min_size``, is skipped), join ``silver/identities``, keep every value of the most
+   i.e. under ``min_size``, is skipped) whose latest consent in ``silver/consents`` grants the
+   channel's purpose (the others are counted as ``no_consent`` / ``revoked``; a lake without that
+   table delivers nobody), join ``silver/identities``, keep every value of the most
    preferred id type each user has (several devices -> several rows), normalise and hash
    (:mod:`dmp.transforms.audience_ids`). Users without a usable id are counted by reason, never
    delivered.
@@ -42,12 +44,13 @@ from typing import Any
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from dmp.contracts import tables
 from dmp.contracts.channels import Channel, ChannelsConfig
 from dmp.contracts.errors import DmpError
 from dmp.contracts.status import DeliveryStatus, latest_attempts
-from dmp.contracts.vocab import HOLDOUT, TREATMENT
+from dmp.contracts.vocab import BELOW_MIN_SIZE, HOLDOUT, TREATMENT
 from dmp.delivery.layout import SUCCESS, delivery_folder, manifest_key
 from dmp.delivery.manifest import (
     ManifestSource,
@@ -78,6 +81,7 @@ from dmp.transforms.audience_ids import (
     resolve_user_keys,
     users_by_reason,
 )
+from dmp.transforms.consents import with_consent_reason_for
 
 
 @dataclass(frozen=True)
@@ -230,6 +234,7 @@ class _Context:
     lake: str
     packs_df: DataFrame
     identities_df: DataFrame
+    consents_df: DataFrame
     versions: dict[str, int | None]
     run_dates: list[date]
     after_put: Callable[[str], None] | None = None
@@ -308,16 +313,33 @@ def _skip_reason(pack: PackCounts | None, job: _Job) -> str | None:
 
 
 def _resolve_keys(ctx: _Context, job: _Job) -> tuple[pd.DataFrame, MatchCounts]:
-    """The matched (id_type, user_key) rows on the driver and the match counts by reason."""
+    """The matched (id_type, user_key) rows on the driver and the match counts by reason.
+
+    Only treated users whose latest consent grants the channel's purpose are matched; the others
+    are counted by reason (``no_consent``, ``revoked``) and never reach the files.
+    """
     treatment_df = filter_deliverable_treatment(ctx.packs_df, job.segment, job.run_date)
-    resolved_df = resolve_user_keys(treatment_df, ctx.identities_df, job.channel).persist()
+    checked_df = with_consent_reason_for(treatment_df, ctx.consents_df, job.channel.consent_purpose).persist()
     try:
-        with _arrow(ctx.spark):
-            keys_pdf = filter_matched_keys(resolved_df).toPandas()
-        stats = users_by_reason(resolved_df).collect()
+        excluded = {
+            r["consent_reason"]: int(r["users"])
+            for r in checked_df.filter(F.col("consent_reason").isNotNull())
+            .groupBy("consent_reason")
+            .agg(F.count("*").alias("users"))
+            .collect()
+        }
+        consented_df = checked_df.filter(F.col("consent_reason").isNull()).select("user_id")
+        resolved_df = resolve_user_keys(consented_df, ctx.identities_df, job.channel).persist()
+        try:
+            with _arrow(ctx.spark):
+                keys_pdf = filter_matched_keys(resolved_df).toPandas()
+            stats = users_by_reason(resolved_df).collect()
+        finally:
+            resolved_df.unpersist()
     finally:
-        resolved_df.unpersist()
-    return keys_pdf, MatchCounts.from_counts(((r["reason"], r["users"]) for r in stats), keys_pdf)
+        checked_df.unpersist()
+    pairs = ((r["reason"], r["users"]) for r in stats)
+    return keys_pdf, MatchCounts.from_counts(pairs, keys_pdf, excluded)
 
 
 def _previous_delivery(
@@ -390,6 +412,12 @@ def _deliver(ctx: _Context, job: _Job, result: DeliveryResult, delivered: list[d
         result.message = skipped or ""
         return
     keys_pdf, match = _resolve_keys(ctx, job)
+    consented = int(pack.treatment) - match.excluded_users
+    too_few = consented < job.target.min_size
+    if too_few:  # the spec's min_size holds for the people actually sent, not only for the pack
+        keys_pdf = keys_pdf.iloc[0:0]
+        below = {BELOW_MIN_SIZE: consented} if consented else {}
+        match = MatchCounts(0, {}, {}, {**match.excluded_by_reason, **below})
     current = output_rows(keys_pdf, job.channel, job.target.coupon, job.run_date)
     store = ctx.store(job.channel.destination)
     plan = plan_delivery(current, _previous_delivery(ctx, store, job, delivered), job.channel)
@@ -403,6 +431,17 @@ def _deliver(ctx: _Context, job: _Job, result: DeliveryResult, delivered: list[d
     message, manifest_file = _publish_unless_unchanged(ctx, store, job, plan, manifest, delivered)
     result.status = DeliveryStatus.SUCCESS
     result.message = message
+    if too_few:
+        result.message = (
+            f"{message + '; ' if message else ''}only {consented} treated users allow "
+            f"{job.channel.consent_purpose}, below the spec's min_size {job.target.min_size}: "
+            "the audience was sent empty (an incremental channel removes everyone delivered before)"
+        )
+    if ctx.versions[tables.CONSENTS] is None:
+        result.message = (
+            f"{message + '; ' if message else ''}{tables.CONSENTS} does not exist: nobody has consented, "
+            "so no user was delivered (load the consent log with dmp ingest-consents)"
+        )
     result.files.append(manifest_file)
     if plan.state is not None:
         _write_state(ctx.spark, ctx.lake, job.channel_name, job.segment, job.run_date, plan.state)
@@ -446,19 +485,30 @@ def _read_at(spark: SparkSession, lake: str, table: str, version: int | None) ->
 def _open_context(
     spark: SparkSession, lake: str, run_dates: list[date], after_put: Callable[[str], None] | None
 ) -> _Context:
-    """Packs and identities pinned at their current versions, so the manifest names exactly the data
-    that was delivered."""
+    """Packs, identities and consents pinned at their current versions, so the manifest names exactly
+    the data that was delivered. A lake without ``silver/consents`` has no consent: nobody is
+    delivered (every treated user is counted as ``no_consent``; docs/privacy.md)."""
     versions = {
-        tables.AUDIENCE_PACKS: lk.table_version(spark, lake, tables.AUDIENCE_PACKS),
-        tables.IDENTITIES: lk.table_version(spark, lake, tables.IDENTITIES),
+        table: lk.table_version(spark, lake, table)
+        for table in (tables.AUDIENCE_PACKS, tables.IDENTITIES, tables.CONSENTS)
     }
     packs_df = _read_at(spark, lake, tables.AUDIENCE_PACKS, versions[tables.AUDIENCE_PACKS])
-    identities_df = (
-        _read_at(spark, lake, tables.IDENTITIES, versions[tables.IDENTITIES])
-        if versions[tables.IDENTITIES] is not None
-        else spark.createDataFrame([], schemas.IDENTITIES)
+
+    def pinned(table: str, schema: StructType) -> DataFrame:
+        if versions[table] is None:
+            return spark.createDataFrame([], schema)
+        return _read_at(spark, lake, table, versions[table])
+
+    return _Context(
+        spark,
+        lake,
+        packs_df,
+        pinned(tables.IDENTITIES, schemas.IDENTITIES),
+        pinned(tables.CONSENTS, schemas.CONSENTS_SCHEMA),
+        versions,
+        sorted(run_dates),
+        after_put,
     )
-    return _Context(spark, lake, packs_df, identities_df, versions, sorted(run_dates), after_put)
 
 
 def _segments_on(packs_df: DataFrame, run_date: date) -> list[str]:

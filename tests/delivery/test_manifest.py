@@ -67,6 +67,21 @@ def test_match_counts_from_reason_counts_and_keys() -> None:
     assert match.rows_by_id_type == {"oaid": 2, "phone": 1}  # duplicate (id_type, key) counted once
 
 
+def test_consent_exclusions_are_counted_by_reason_beside_the_match() -> None:
+    keys = pd.DataFrame([A, C], columns=["id_type", "user_key"])
+    match = MatchCounts.from_counts([(None, 2), ("no_id", 1)], keys, {"no_consent": 3, "revoked": 1})
+    assert (match.excluded_users, match.excluded_by_reason) == (4, {"no_consent": 3, "revoked": 1})
+    plan = plan_delivery(rows(A, C), None, CHANNEL)
+    manifest = build_manifest(source(), plan, match)
+    assert manifest["consent_purpose"] == "ad_personalization"  # the default of an ad channel
+    counts = manifest["counts"]
+    assert (counts["matched_users"], counts["unmatched_users"], counts["excluded_users"]) == (2, 1, 4)
+    assert counts["excluded_by_reason"] == {"no_consent": 3, "revoked": 1}
+    # zero counts are not listed: the reasons present are the reasons that happened
+    quiet = MatchCounts.from_counts([(None, 2)], keys, {"no_consent": 0, "revoked": 2})
+    assert quiet.excluded_by_reason == {"revoked": 2}
+
+
 def test_incremental_manifest_fields() -> None:
     prev = PreviousDelivery(D1, "jd_ads/spring/2026-03-14", "9" * 64, rows(A, B))
     plan = plan_delivery(rows(A, C), prev, CHANNEL)
@@ -116,6 +131,8 @@ def test_incremental_manifest_fields() -> None:
         "matched_users": 5,
         "unmatched_users": 3,
         "unmatched_by_reason": {"invalid_phone": 1, "no_id": 2},
+        "excluded_users": 0,
+        "excluded_by_reason": {},
         "match_rate": 0.625,
         "delivered_rows": 2,
         "added": 1,

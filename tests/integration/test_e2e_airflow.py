@@ -16,11 +16,14 @@ import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from dmp.cli.ops import airflow_env, collect_summary
+from dmp.contracts import tables
+from dmp.demo.consents import final_decisions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -224,6 +227,32 @@ def test_deliveries_are_complete_and_verifiable(run: Run) -> None:
             path = folder / entry["path"] if not entry["path"].startswith(("/", "file://")) else None
             path = path or Path(entry["path"].removeprefix("file://"))
             assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"], path
+
+
+def test_deliveries_leave_out_exactly_the_users_without_ad_consent(run: Run) -> None:
+    """The generator's consent log went through ingest_reference into silver/consents, and the jd_ads
+    manifest excludes exactly the treated users whose final decision is not a grant."""
+    from deltalake import DeltaTable
+
+    delivered = {(d["segment"], d["channel"]): d for d in run.summary["deliveries"]}
+    spring = delivered[("spring_revisit", "jd_ads")]
+    packs = DeltaTable(tables.table_path(str(run.root / "lake"), tables.AUDIENCE_PACKS)).to_pandas()
+    treated = packs[
+        (packs["segment"] == "spring_revisit")
+        & (packs["run_date"].astype(str) == run.campaign["run_date"])
+        & (packs["group"] == "treatment")
+    ]["user_id"].tolist()
+    start = date.fromisoformat(run.truth["start"])
+    decisions = final_decisions(treated, start, run.truth["days"], run.truth["seed"])
+    expected = {
+        "no_consent": sum((u, "ad_personalization") not in decisions for u in treated),
+        "revoked": sum(decisions.get((u, "ad_personalization")) is False for u in treated),
+    }
+    assert expected["no_consent"] > 0 and expected["revoked"] > 0  # the demo plants both
+    folder = Path(str(spring["folder"]).removeprefix("file://"))
+    counts = json.loads((folder / "manifest.json").read_text())["counts"]
+    assert counts["excluded_by_reason"] == expected
+    assert counts["excluded_users"] == sum(expected.values())
 
 
 def test_uplift_evaluates_the_closed_window_only(run: Run) -> None:

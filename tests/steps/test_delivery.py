@@ -24,6 +24,7 @@ from dmp.delivery.targets import CouponSettings, DeliveryTarget
 from dmp.spark import lake as lk
 from dmp.spark.schemas import AUDIENCE_PACKS, IDENTITIES
 from dmp.steps.deliver import DeliveryFailed, deliver, run_delivery
+from tests.support.factories import grant_all
 from tests.support.s3server import MinioServer
 
 BUCKET = "dmp-test"
@@ -108,6 +109,7 @@ def coupon_expected(day: date) -> set[tuple[str, ...]]:
 
 
 def write_lake(spark, lake: str, days: list[date], with_tiny: bool = True) -> None:
+    grant_all(spark, lake, [u for u, _, _ in IDENTITY_ROWS] + [u for d in days for u in TREATMENT[d]])
     ids = [(u, t, v, "identities.jsonl", None) for u, t, v in IDENTITY_ROWS]
     spark.createDataFrame(ids, IDENTITIES).write.format("delta").mode("overwrite").save(
         tables.table_path(lake, tables.IDENTITIES)
@@ -202,13 +204,15 @@ def test_three_days_incremental_and_full_pulled_back(spark, lake, s3, segments_d
         "matched_users": 5,
         "unmatched_users": 2,
         "unmatched_by_reason": {"invalid_phone": 1, "no_id": 1},
+        "excluded_users": 0,
+        "excluded_by_reason": {},
         "match_rate": round(5 / 7, 6),
         "delivered_rows": 6,
         "added": None,
         "removed": None,
     }
     assert manifest["spec_hash"] == "hash-spring"
-    assert set(manifest["source_tables"]) == {tables.AUDIENCE_PACKS, tables.IDENTITIES}
+    assert set(manifest["source_tables"]) == {tables.AUDIENCE_PACKS, tables.IDENTITIES, tables.CONSENTS}
     assert all(isinstance(v, int) for v in manifest["source_tables"].values())
     assert [(f["path"], f["rows"]) for f in manifest["files"]] == [("full/part-00000.csv.gz", 6)]
     m3 = json.loads(ads.get("jd_ads/spring/2026-03-16/manifest.json"))

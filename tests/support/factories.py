@@ -33,12 +33,28 @@ from pyspark.sql.types import (
 
 from dmp.contracts import tables
 from dmp.spark import lake as lk
-from dmp.spark.schemas import EVENTS, USER_TAGS
+from dmp.spark.schemas import CONSENTS_SCHEMA, EVENTS, USER_TAGS
 from dmp.transforms.tag_state import SCORE_COLUMNS
 
 D1 = date(2026, 3, 1)
 D2 = date(2026, 3, 2)
 STAMP = datetime(2026, 3, 20, 0, 0, 0)
+CONSENTED_AT = datetime(2026, 1, 1, 9, 0, 0)
+BOTH_PURPOSES = ("ad_personalization", "marketing_messages")
+
+
+def write_consents(spark: SparkSession, lake: str, rows: list[tuple[str, str, bool, datetime]]) -> None:
+    """Replace ``silver/consents`` with ``(user_id, purpose, granted, at)`` rows (source ``test``)."""
+    full = [(u, p, g, at, "test", "consents.jsonl", STAMP) for u, p, g, at in rows]
+    df = spark.createDataFrame(full, CONSENTS_SCHEMA)
+    df.write.format("delta").mode("overwrite").save(tables.table_path(lake, tables.CONSENTS))
+
+
+def grant_all(spark: SparkSession, lake: str, user_ids: list[str]) -> None:
+    """Every user has granted both purposes (tests that are not about consent)."""
+    write_consents(
+        spark, lake, [(u, p, True, CONSENTED_AT) for u in sorted(set(user_ids)) for p in BOTH_PURPOSES]
+    )
 
 
 def make_event(
