@@ -50,7 +50,8 @@ from dmp.contracts import tables
 from dmp.contracts.channels import Channel, ChannelsConfig
 from dmp.contracts.errors import DmpError
 from dmp.contracts.status import DeliveryStatus, latest_attempts
-from dmp.contracts.vocab import BELOW_MIN_SIZE, HOLDOUT, TREATMENT
+from dmp.contracts.vocab import HOLDOUT, TREATMENT
+from dmp.delivery.consent_gate import ConsentGate
 from dmp.delivery.layout import SUCCESS, delivery_folder, manifest_key
 from dmp.delivery.manifest import (
     ManifestSource,
@@ -412,12 +413,13 @@ def _deliver(ctx: _Context, job: _Job, result: DeliveryResult, delivered: list[d
         result.message = skipped or ""
         return
     keys_pdf, match = _resolve_keys(ctx, job)
-    consented = int(pack.treatment) - match.excluded_users
-    too_few = consented < job.target.min_size
-    if too_few:  # the spec's min_size holds for the people actually sent, not only for the pack
-        keys_pdf = keys_pdf.iloc[0:0]
-        below = {BELOW_MIN_SIZE: consented} if consented else {}
-        match = MatchCounts(0, {}, {}, {**match.excluded_by_reason, **below})
+    gate = ConsentGate(
+        int(pack.treatment) - match.excluded_users,
+        job.target.min_size,
+        job.channel.consent_purpose,
+        ctx.versions[tables.CONSENTS] is None,
+    )
+    keys_pdf, match = gate.apply(keys_pdf, match)  # min_size holds for the people sent, not only the pack
     current = output_rows(keys_pdf, job.channel, job.target.coupon, job.run_date)
     store = ctx.store(job.channel.destination)
     plan = plan_delivery(current, _previous_delivery(ctx, store, job, delivered), job.channel)
@@ -430,18 +432,7 @@ def _deliver(ctx: _Context, job: _Job, result: DeliveryResult, delivered: list[d
     result.files = _data_files(job, manifest)
     message, manifest_file = _publish_unless_unchanged(ctx, store, job, plan, manifest, delivered)
     result.status = DeliveryStatus.SUCCESS
-    result.message = message
-    if too_few:
-        result.message = (
-            f"{message + '; ' if message else ''}only {consented} treated users allow "
-            f"{job.channel.consent_purpose}, below the spec's min_size {job.target.min_size}: "
-            "the audience was sent empty (an incremental channel removes everyone delivered before)"
-        )
-    if ctx.versions[tables.CONSENTS] is None:
-        result.message = (
-            f"{message + '; ' if message else ''}{tables.CONSENTS} does not exist: nobody has consented, "
-            "so no user was delivered (load the consent log with dmp ingest-consents)"
-        )
+    result.message = "; ".join(m for m in (message, *gate.notes()) if m)
     result.files.append(manifest_file)
     if plan.state is not None:
         _write_state(ctx.spark, ctx.lake, job.channel_name, job.segment, job.run_date, plan.state)
