@@ -1,4 +1,7 @@
-"""``dmp segments validate | schema | build | preview``: marketers' specs -> audience packs.
+"""``dmp segments validate | schema | build | preview | suggest``: marketers' specs -> audience packs.
+
+``suggest`` writes the spec of a pack's kept sub-audience from its evaluation's subgroup table
+(:mod:`dmp.contracts.specs.suggest`), validated, not built.
 
 Every text printed here that comes from a spec, a path or a pattern goes through
 ``rich.markup.escape``: rich reads ``[a-z0-9_]`` in ``^[a-z0-9_]+$`` as a style tag and drops it.
@@ -7,7 +10,7 @@ Every text printed here that comes from a spec, a path or a pattern goes through
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -150,6 +153,83 @@ def preview(
     # No --date: run_preview uses the latest tag snapshot.
     spark = get_spark("dmp-segments-preview")
     run_preview(spark, resolve_lake(lake), path, segments, parse_date(date) if date else None, html)
+
+
+FromEvaluationOpt = Annotated[
+    tuple[str, str],
+    typer.Option(
+        "--from-evaluation",
+        metavar="SEGMENT RUN_DATE",
+        help="The evaluated pack whose subgroup table is read (its report.json under the lake's reports).",
+    ),
+]
+
+
+def read_evaluation(
+    lake: str, segment: str, run_date: str, report_dir: str | None
+) -> tuple[dict[str, Any], str]:
+    """(report.json, where it was read) of one evaluation: ``report_dir`` (an ``dmp evaluate --out``
+    folder) or ``<lake>/reports/<segment>/<run_date>``."""
+    import json
+
+    from dmp.contracts.dates import parse_date
+    from dmp.steps.report_store import REPORT_JSON, open_location, report_location
+
+    location = report_dir or report_location(lake, segment, parse_date(run_date))
+    store = open_location(location)
+    where = f"{location.rstrip('/')}/{REPORT_JSON}"
+    if not store.exists(REPORT_JSON):
+        raise DmpError(f"{where}: no evaluation of {segment} on {run_date}; run dmp evaluate first")
+    try:
+        report = json.loads(store.get(REPORT_JSON))
+    except ValueError as exc:
+        raise DmpError(f"{where}: not a JSON report ({exc})") from exc
+    if not isinstance(report, dict) or not isinstance(report.get("subgroups"), dict):
+        raise DmpError(f"{where}: subgroups: missing; re-run dmp evaluate to compute the subgroup table")
+    if report.get("segment") not in (None, segment):
+        raise DmpError(f"{where}: segment: the report is of {report.get('segment')!r}, expected {segment!r}")
+    return report, where
+
+
+@segments_app.command("suggest")
+def suggest(
+    from_evaluation: FromEvaluationOpt,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Folder for <segment>_suggested.yaml (not the segments folder: not built)."
+        ),
+    ] = Path("suggestions"),
+    tag: Annotated[
+        str | None,
+        typer.Option("--tag", help="Keep the kept subgroups of this tag (default: the table's suggestion)."),
+    ] = None,
+    report_dir: Annotated[
+        str | None,
+        typer.Option("--report", help="The evaluation's folder when dmp evaluate --out put it elsewhere."),
+    ] = None,
+    lake: LakeOpt = None,
+    segments: SegmentsDirOpt = DEFAULT_SEGMENTS,
+) -> None:
+    """Write the spec of the sub-audience a pack's evaluation says to keep (validated, not built)."""
+    from dmp.contracts.specs.suggest import original_spec, suggest_spec, write_suggestion
+
+    segment, run_date = from_evaluation
+    report, where = read_evaluation(tables.resolve_lake(lake), segment, run_date, report_dir)
+    raw = original_spec(segments, segment)
+    suggestion = suggest_spec(raw, report["subgroups"], source=where, run_date=run_date, tag=tag)
+    path = write_suggestion(suggestion, out, segments)
+    share = suggestion.keep_n / suggestion.n_users if suggestion.n_users else 0.0
+    console.print(
+        escape(
+            f"{path}: {suggestion.name} keeps {suggestion.tag} = {', '.join(suggestion.kept)} "
+            f"({suggestion.keep_n:,} of {suggestion.n_users:,} users on {run_date}, {share:.1%}); validated, not built"
+        ),
+        highlight=False,
+        soft_wrap=True,
+    )
+    for note in suggestion.notes:
+        console.print(f"[yellow]![/] {escape(note)}", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -3,8 +3,9 @@
 Sections (each only when computed): the verdict and warnings (a sample ratio mismatch first), the
 context, the headline metrics, the trust checks (sample ratio, Holm across the run date's packs),
 the pre-period (balance check, adjusted uplift, CUPED beside the plain estimate), cost and ROI,
-the ranking metrics, the charts (the daily uplift with its fixed interval and its always-valid
-band) and the methods. docs/uplift.md says what each number means.
+the ranking metrics, which tags earned it (the subgroup table with its keep / drop decisions and the
+size each keep-set would leave), the charts (the daily uplift with its fixed interval and its
+always-valid band) and the methods. docs/uplift.md says what each number means.
 """
 
 from __future__ import annotations
@@ -331,6 +332,93 @@ def score_rows(report: Report) -> list[MetricRow]:
     return rows
 
 
+def subgroup_rows(block: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One row per subgroup: tag, subgroup, users (treatment / holdout), uplift, interval, q, decision."""
+    return [
+        (
+            r["tag"],
+            r["subgroup"],
+            f"{r['n_treatment']:,} / {r['n_control']:,}",
+            pts(r.get("uplift_abs")),
+            interval(r.get("uplift_abs_ci") or [None, None], pts),
+            num(r.get("q_value"), 4),
+            r.get("decision", ""),
+        )
+        for r in block.get("rows", [])
+    ]
+
+
+def keep_set_rows(block: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One row per tag: does the uplift differ between its subgroups, and what each keep-set leaves."""
+    rows = []
+    for entry in block.get("tags", []):
+        test = entry.get("heterogeneity") or {}
+        differ = (
+            "n/a"
+            if test.get("p_value") is None
+            else f"Q = {num(test.get('q'), 2)}, df {test.get('df')}, p = {num(test.get('p_value'), 4)} "
+            f"(Holm {num(test.get('p_value_holm'), 4)}), I2 = {pct(test.get('i2'), 0)}"
+        )
+        keep = ", ".join(entry.get("keep") or []) or "-"
+        rows.append(
+            (
+                entry["tag"],
+                differ,
+                keep,
+                f"{entry.get('keep_n', 0):,} ({pct(entry.get('keep_share'), 1)})",
+                f"{entry.get('without_dropped_n', 0):,} ({pct(entry.get('without_dropped_share'), 1)})",
+            )
+        )
+    return rows
+
+
+def subgroup_section(report: Report) -> str:
+    """ "Which tags earned it": the subgroup table, the keep-sets per tag and the suggestion."""
+    block = report.get("subgroups")
+    if not block:
+        return ""
+    if "rows" not in block:
+        return "\n".join([h.heading("Which tags earned it"), h.paragraph(block.get("note", ""))])
+    suggestion = block.get("suggest_note", "")
+    if block.get("suggested_tag"):
+        suggestion += f"; dmp segments suggest --from-evaluation {report.get('segment', 'SEGMENT')} " + str(
+            report.get("run_date", "RUN_DATE")
+        )
+    return "\n".join(
+        [
+            h.heading("Which tags earned it"),
+            h.paragraph(
+                f"Uplift per subgroup of each tag as of the run date, {block.get('n_users', 0):,} users; "
+                f"q-values (Benjamini-Hochberg) over the {block.get('family_size', 0)} tested subgroups. "
+                f"Rule: {block.get('rule', '')}."
+            ),
+            h.table(
+                (
+                    "tag",
+                    "subgroup",
+                    "users (treatment / holdout)",
+                    "uplift",
+                    "95% interval",
+                    "q-value",
+                    "decision",
+                ),
+                subgroup_rows(block),
+            ),
+            h.table(
+                (
+                    "tag",
+                    "do its subgroups differ? (Cochran's Q)",
+                    "keep",
+                    "users if only the kept",
+                    "users without the dropped",
+                ),
+                keep_set_rows(block),
+            ),
+            h.paragraph(f"Suggestion: {suggestion}"),
+        ]
+    )
+
+
 def _warnings(report: Report) -> str:
     items = list(report.get("warnings", []))
     if report.get("score_warning"):
@@ -361,12 +449,14 @@ def render_html(report: Report, frame: pd.DataFrame | None = None) -> str:
             _warnings(report),
             h.labelled_bullets(context),
             h.table(("metric", "value", "95% interval"), rows, row_headers=True),
+            subgroup_section(report),
             "\n".join(h.figure(name, data) for name, data in charts(report, frame)),
             h.heading("How these numbers are computed"),
             h.labelled_bullets(report.get("methods", {}).items()),
             h.paragraph(
                 "See docs/uplift.md for what the interval, the holdout, the minimum detectable effect, the "
-                "sample ratio check, the Holm adjustment, the daily band, CUPED, the ROI and the Qini curve mean."
+                "sample ratio check, the Holm adjustment, the daily band, CUPED, the ROI, the Qini curve and the "
+                "subgroup table mean."
             ),
         ],
     )

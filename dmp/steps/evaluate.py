@@ -21,7 +21,8 @@ users contacted during that pre-period, so it is dropped then.
 Trust checks (docs/uplift-trust.md): the group sizes are tested against the spec's ``holdout``
 (sample ratio mismatch); the packs evaluated together for one run date (:func:`evaluate_packs`,
 the uplift DAG) get Holm-adjusted p-values; the cost of the deliveries (``channels.yaml``
-``cost:``, :func:`pack_cost`) gives the incremental ROI.
+``cost:``, :func:`pack_cost`) gives the incremental ROI. Which tags earned the uplift (the
+subgroup table, :mod:`dmp.steps.evaluate_subgroups`) goes into report.json and the results.
 
 This module reads the lake, calls the transforms and the statistics, writes
 ``gold/uplift_results`` (replaceWhere segment + run_date) and the report, under the lake's report
@@ -49,6 +50,7 @@ from dmp.spark import lake as lk
 from dmp.stats import uplift
 from dmp.stats.multiple import apply_holm
 from dmp.steps.evaluate_cost import channels_config, pack_cost, pack_redemptions, priced_coupon
+from dmp.steps.evaluate_subgroups import pack_subgroups, subgroup_result_rows
 from dmp.steps.uplift_results import result_rows, write_results
 from dmp.transforms.outcomes import (
     OutcomeScope,
@@ -419,6 +421,7 @@ def compute_pack(
     )
     if report.get("srm_mismatch") and spec is not None:
         report["warnings"] += _changed_spec_warning(pack_df, spec)
+    report["subgroups"] = pack_subgroups(spark, lake, pack_df, frame, run_date)
     report["cost_by_channel"] = cost.by_channel
     report["cost_note"] = cost.note
     report["warnings"] += pack_warnings(
@@ -439,6 +442,7 @@ def write_pack(spark: SparkSession, lake: str, result: PackResult) -> Evaluation
     rows = result_rows(
         report, result.segment, report["channel"], result.run_date, result.window_days, result.evaluated_at
     )
+    rows += subgroup_result_rows(report.get("subgroups"), rows)
     write_results(spark, lake, rows, result.segment, result.run_date)
     json_path, html_path = write_report(result.location, report, result.frame)
     return Evaluation(report, json_path, html_path, len(rows))
