@@ -5,6 +5,21 @@ rule on the normal events; ``y0`` = an S001 order in the 14 days after R under t
 ``y1 = y0 or planted`` where an extra S001 order is planted with probability ``planted_prob``;
 treatment users get the planted events, holdout users
 (``holdout_bucket(salt, segment, user_id) < 0.2``) do not.
+
+Uplift types (``generate(..., uplift_types=True)``, for uplift targeting): the effect then depends on
+the user's persona, which the tags reveal (categories, brands, coupon use, spend):
+
+* ``sure_thing`` (bargain_hunter, beauty_fan, premium_buyer: regulars who buy in S001 anyway, with
+  or without the campaign): an extra S001 order with probability ``SURE_THING_BASELINE`` is part of
+  ``y0`` (both groups get it), and the campaign adds nothing;
+* ``persuadable`` (gadget_lover, home_maker: they browse electronics and home goods in S001 and
+  rarely buy unprompted): the normal, low base rate, and the campaign plants an order with
+  probability ``PERSUADABLE_EFFECT``;
+* ``other`` (casual): ``planted_prob`` as without types.
+
+With types the campaign also runs a second time (its rerun), 14 days later, on the users the same
+rule selects then (eligibility on every event so far, planted ones included): the held-out campaign
+an uplift pack trained on the first run is judged on (``truth/campaign_rerun_users.csv``).
 """
 
 from __future__ import annotations
@@ -20,7 +35,7 @@ import numpy as np
 from dmp.contracts.errors import DmpError
 from dmp.contracts.holdout import DEFAULT_SALT, holdout_bucket
 from dmp.demo.model import STORE_INDEX, CatalogModel
-from dmp.demo.personas import UserParams
+from dmp.demo.personas import PERSONAS, UserParams
 from dmp.demo.sampling import SECONDS_PER_DAY, diurnal_seconds, pick
 from dmp.demo.simulate import CART_ADD, FAVORITE, ORDER, VIEW, EventRows, Events
 
@@ -33,9 +48,26 @@ CAMPAIGN_SALT = DEFAULT_SALT
 CAMPAIGN_BEHAVIORS = ("view", "cart_add", "favorite")
 
 TRUTH_HEADER = ("user_id", "segment", "group", "bucket", "y0", "y1", "value0", "value1")
+# With uplift types the truth rows end with the user's type (without, the file is byte-for-byte as before).
+TYPED_TRUTH_HEADER = (*TRUTH_HEADER, "uplift_type")
 # n, n_treatment, sum y0, sum y1, sum value0, sum value1, realised conversions: treatment, holdout
 TRUTH_SUMS = ("n", "n_treatment", "y0", "y1", "value0", "value1", "conv_treatment", "conv_holdout")
-TruthRow = tuple[str, str, str, str, int, int, str, str]
+TruthRow = tuple[str | int, ...]  # TRUTH_HEADER, or TYPED_TRUTH_HEADER with uplift types
+
+# Uplift types by persona (module docstring).
+UPLIFT_TYPE_NAMES: tuple[str, ...] = ("other", "sure_thing", "persuadable")
+UPLIFT_TYPE_BY_PERSONA: dict[str, str] = {
+    "casual": "other",
+    "bargain_hunter": "sure_thing",
+    "home_maker": "persuadable",
+    "beauty_fan": "sure_thing",
+    "gadget_lover": "persuadable",
+    "premium_buyer": "sure_thing",
+}
+SURE_THING_BASELINE = 0.9
+PERSUADABLE_EFFECT = 0.6
+# The rerun's run date is the first run's plus this (its window closes 14 days later).
+RERUN_AFTER_DAYS = CAMPAIGN_ATTRIBUTION_DAYS
 
 
 class CampaignTruth(TypedDict):
@@ -127,8 +159,18 @@ def _outcomes(ev: Events, n: int, model: CatalogModel, run_day: int) -> _Outcome
     return _Outcomes(eligible, y0, value0)
 
 
+def uplift_types(users: UserParams) -> np.ndarray:
+    """Each user's uplift type, an index into :data:`UPLIFT_TYPE_NAMES` (from the persona)."""
+    by_persona = np.array([UPLIFT_TYPE_NAMES.index(UPLIFT_TYPE_BY_PERSONA[p.name]) for p in PERSONAS])
+    return by_persona[users.persona]
+
+
 def _draw_planted(
-    rng: np.random.Generator, users: UserParams, model: CatalogModel, run_day: int, planted_prob: float
+    rng: np.random.Generator,
+    users: UserParams,
+    model: CatalogModel,
+    run_day: int,
+    planted_prob: float | np.ndarray,
 ) -> _PlantedOrders:
     """Draws for every user of the chunk (not only the eligible) keep the stream aligned."""
     n = len(users.persona)
@@ -155,33 +197,56 @@ def plant_campaign(
     run_day: int,
     planted_prob: float,
     user_ids: list[str],
+    *,
+    with_types: bool = False,
 ) -> tuple[Events, list[TruthRow]]:
-    """Potential outcomes for the eligible users of this chunk; returns (planted events, truth rows)."""
+    """Potential outcomes for the eligible users of this chunk; returns (planted events, truth rows).
+
+    ``with_types``: the effect by uplift type (module docstring); the sure things' baseline orders
+    are drawn after the campaign's, so without types the stream and every byte stay as they were.
+    """
     n = len(users.persona)
     normal = _outcomes(ev, n, model, run_day)
-    extra = _draw_planted(rng, users, model, run_day, planted_prob)
     eligible = normal.eligible
+    types = uplift_types(users) if with_types else np.zeros(n, dtype=np.int64)
+    prob: float | np.ndarray = planted_prob
+    if with_types:
+        prob = np.array([planted_prob, 0.0, PERSUADABLE_EFFECT])[types]
+    extra = _draw_planted(rng, users, model, run_day, prob)
+    y0, value0 = normal.y0, normal.value0
+    baseline_events: list[Events] = []
+    if with_types:
+        base = _draw_planted(rng, users, model, run_day, np.where(types == 1, SURE_THING_BASELINE, 0.0))
+        got = base.planted & eligible
+        y0 = y0 | got
+        value0 = value0 + np.where(got, model.catalog.sku_price[base.sku], 0.0)
+        baseline_events.append(_planted_events(base, got))
 
     idx = np.nonzero(eligible)[0]
     bucket = np.array([holdout_bucket(CAMPAIGN_SALT, CAMPAIGN_SEGMENT, user_ids[i]) for i in idx])
     treated = np.zeros(n, bool)
     treated[idx] = bucket >= CAMPAIGN_HOLDOUT
-    y1 = normal.y0 | (extra.planted & eligible)
-    value1 = normal.value0 + np.where(extra.planted & eligible, model.catalog.sku_price[extra.sku], 0.0)
-    truth = [
+    y1 = y0 | (extra.planted & eligible)
+    value1 = value0 + np.where(extra.planted & eligible, model.catalog.sku_price[extra.sku], 0.0)
+    labels = [(UPLIFT_TYPE_NAMES[t],) if with_types else () for t in types.tolist()]
+    truth: list[TruthRow] = [
         (
             user_ids[i],
             CAMPAIGN_SEGMENT,
             "treatment" if treated[i] else "holdout",
             f"{b:.6f}",
-            int(normal.y0[i]),
+            int(y0[i]),
             int(y1[i]),
-            f"{normal.value0[i]:.2f}",
+            f"{value0[i]:.2f}",
             f"{value1[i]:.2f}",
+            *labels[i],
         )
         for i, b in zip(idx, bucket, strict=True)
     ]
-    return _planted_events(extra, extra.planted & treated), truth
+    planted = _planted_events(extra, extra.planted & treated)
+    for block in baseline_events:
+        planted = {k: np.concatenate([planted[k], block[k]]) for k in planted}
+    return planted, truth
 
 
 def _planted_events(extra: _PlantedOrders, write: np.ndarray) -> Events:
@@ -263,8 +328,18 @@ def campaign_truth(sums: np.ndarray, run_date: date, planted_prob: float) -> Cam
     }
 
 
-def write_campaign_truth(out: Path, sums: np.ndarray, run_date: date, planted_prob: float) -> CampaignTruth:
-    """Write ``truth/campaigns.json`` and return its one entry."""
+def write_campaign_truth(
+    out: Path,
+    sums: np.ndarray,
+    run_date: date,
+    planted_prob: float,
+    rerun_sums: np.ndarray | None = None,
+) -> CampaignTruth:
+    """Write ``truth/campaigns.json`` (the campaign, then its rerun when there is one) and return
+    the campaign's entry."""
     info = campaign_truth(sums, run_date, planted_prob)
-    (out / "truth" / "campaigns.json").write_text(json.dumps([info], indent=2) + "\n")
+    entries = [info]
+    if rerun_sums is not None:
+        entries.append(campaign_truth(rerun_sums, run_date + timedelta(days=RERUN_AFTER_DAYS), planted_prob))
+    (out / "truth" / "campaigns.json").write_text(json.dumps(entries, indent=2) + "\n")
     return info

@@ -20,7 +20,7 @@ import numpy as np
 
 from dmp.contracts.vocab import EVENT_TYPES
 from dmp.demo.bad_records import BAD_KINDS, BAD_SHARES, bad_lines
-from dmp.demo.campaign import TruthRow, plant_campaign, truth_sums
+from dmp.demo.campaign import RERUN_AFTER_DAYS, TruthRow, plant_campaign, truth_sums
 from dmp.demo.catalog import BRANDS, CATEGORIES, build_catalog
 from dmp.demo.formatting import EPOCH_MILLIS, EPOCH_SECONDS, ISO_TIME, EventFormatter
 from dmp.demo.identities import identities
@@ -60,6 +60,7 @@ class ChunkJob:
     run_day: int  # -1: no campaign
     planted_prob: float
     epoch_share: float
+    uplift_types: bool = False  # effects by uplift type, and the campaign's rerun (dmp.demo.campaign)
 
 
 @dataclass
@@ -85,6 +86,8 @@ class ChunkResult:
     no_ids: int
     opted_out: int
     files: FileStats
+    rerun_truth_csv: str = ""  # the campaign's rerun (uplift types only)
+    rerun_truth_sums: np.ndarray | None = None
 
 
 @lru_cache(maxsize=4)
@@ -99,7 +102,8 @@ def run_chunk(job: ChunkJob) -> ChunkResult:
     model, fmt = _tables(job.start, n_weeks(job.days))
     nums = np.arange(job.first, job.last + 1)
     user_ids = [f"u{x:07d}" for x in nums.tolist()]
-    users, ev, truth = _chunk_events(job, model, user_ids)
+    users, ev, truths = _chunk_events(job, model, user_ids)
+    truth = truths[0] if truths else []
     opt = stream(job.seed, job.chunk, OPT_OUT_STREAM).random(len(nums)) < OPT_OUT_SHARE
     users_csv, personas = _users_csv(job, users, ev, user_ids, opt)
     id_lines, id_counts, no_ids = identities(
@@ -120,30 +124,41 @@ def run_chunk(job: ChunkJob) -> ChunkResult:
         no_ids=no_ids,
         opted_out=int(opt.sum()),
         files=_write_event_files(job, ev, fmt, user_ids),
+        rerun_truth_csv="".join(",".join(map(str, row)) + "\n" for row in truths[1])
+        if len(truths) > 1
+        else "",
+        rerun_truth_sums=truth_sums(truths[1]) if len(truths) > 1 else None,
     )
 
 
 def _chunk_events(
     job: ChunkJob, model: CatalogModel, user_ids: list[str]
-) -> tuple[UserParams, Events, list[TruthRow]]:
-    """The chunk's users and every valid event (normal and planted), sorted by time then funnel step."""
+) -> tuple[UserParams, Events, list[list[TruthRow]]]:
+    """The chunk's users, every valid event (normal and planted) sorted by time then funnel step,
+    and the truth rows of each campaign run (none, the campaign, or the campaign and its rerun)."""
     rng = stream(job.seed, job.chunk, BEHAVIOUR_STREAM)
     users = draw_users(rng, len(user_ids), job.days)
     ev = simulate(rng, users, job.days, model, n_weeks(job.days))
-    truth: list[TruthRow] = []
+    truths: list[list[TruthRow]] = []
     if job.run_day >= 0:
-        planted, truth = plant_campaign(
-            stream(job.seed, job.chunk, CAMPAIGN_STREAM),
-            users,
-            ev,
-            model,
-            job.run_day,
-            job.planted_prob,
-            user_ids,
-        )
-        ev = {k: np.concatenate([ev[k], planted[k]]) for k in ev}
+        campaign_rng = stream(job.seed, job.chunk, CAMPAIGN_STREAM)
+        run_days = [job.run_day] + ([job.run_day + RERUN_AFTER_DAYS] if job.uplift_types else [])
+        for run_day in run_days:
+            # The rerun's eligibility sees the first run's planted orders: they are in the log.
+            planted, truth = plant_campaign(
+                campaign_rng,
+                users,
+                ev,
+                model,
+                run_day,
+                job.planted_prob,
+                user_ids,
+                with_types=job.uplift_types,
+            )
+            ev = {k: np.concatenate([ev[k], planted[k]]) for k in ev}
+            truths.append(truth)
     order = np.lexsort((EVENT_RANK[ev["et"]], ev["t"]))
-    return users, {k: v[order] for k, v in ev.items()}, truth
+    return users, {k: v[order] for k, v in ev.items()}, truths
 
 
 def _users_csv(

@@ -10,6 +10,7 @@
     out/truth/users.csv                                persona and behaviour parameters per user
     out/truth/bad_records.json                         bad lines per kind (they are EXTRA lines)
     out/truth/campaigns.json, campaign_users.csv       the planted spring_revisit campaign
+    out/truth/campaign_rerun_users.csv                 its rerun 14 days later (``uplift_types`` only)
     out/truth/summary.json                             everything in GenerateSummary
 
 Where each part lives:
@@ -55,8 +56,10 @@ from dmp.contracts.errors import DmpError
 from dmp.contracts.vocab import EVENT_CHANNELS, EVENT_TYPES, ID_TYPES
 from dmp.demo.bad_records import BAD_KINDS
 from dmp.demo.campaign import (
+    RERUN_AFTER_DAYS,
     TRUTH_HEADER,
     TRUTH_SUMS,
+    TYPED_TRUTH_HEADER,
     CampaignTruth,
     campaign_run_date,
     write_campaign_truth,
@@ -129,6 +132,7 @@ class _Totals:
     id_counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ID_TYPES, 0))
     personas: dict[str, int] = field(default_factory=lambda: dict.fromkeys((p.name for p in PERSONAS), 0))
     truth_sums: np.ndarray = field(default_factory=lambda: np.zeros(len(TRUTH_SUMS)))
+    rerun_sums: np.ndarray | None = None
     no_ids: int = 0
     opted_out: int = 0
     event_files: int = 0
@@ -137,6 +141,9 @@ class _Totals:
 
     def add(self, res: ChunkResult) -> None:
         self.truth_sums += res.truth_sums
+        if res.rerun_truth_sums is not None:
+            base = self.rerun_sums if self.rerun_sums is not None else np.zeros(len(TRUTH_SUMS))
+            self.rerun_sums = base + res.rerun_truth_sums
         for total, part in (
             (self.events_by_type, res.events_by_type),
             (self.bad_counts, res.files.bad_counts),
@@ -203,11 +210,20 @@ def generate(
     chunk_users: int | None = None,
     workers: int = 1,
     progress: Progress | None = None,
+    uplift_types: bool = False,
 ) -> GenerateSummary:
-    """Write a demo dataset to ``out`` (see the module docstring) and return what was written."""
+    """Write a demo dataset to ``out`` (see the module docstring) and return what was written.
+
+    ``uplift_types``: the campaign's effect depends on the user's uplift type (sure things,
+    persuadables, others: :mod:`dmp.demo.campaign`) and the campaign runs again 14 days later, so
+    the default run date moves 14 days earlier (the rerun's window must fit too).
+    """
     out = Path(out)
     _check_args(users, days, bad_rate, planted_prob, chunk_users, workers)
-    run_date = campaign_run_date(start, days, campaign_date) if campaign else None
+    rerun_days = RERUN_AFTER_DAYS if uplift_types and campaign else 0
+    if rerun_days and days <= rerun_days:
+        raise DmpError(f"--days: the campaign and its rerun need more than {rerun_days} days, got {days}")
+    run_date = campaign_run_date(start, days - rerun_days, campaign_date) if campaign else None
     run_day = (run_date - start).days if run_date else -1
     chunk_users = chunk_users or default_chunk_users(days)
     catalog = build_catalog()
@@ -216,7 +232,7 @@ def generate(
         ChunkJob(
             out=str(out), chunk=c, first=c * chunk_users + 1, last=min((c + 1) * chunk_users, users), days=days,
             seed=seed, start=start, bad_rate=bad_rate, run_day=run_day, planted_prob=planted_prob,
-            epoch_share=epoch_share,
+            epoch_share=epoch_share, uplift_types=uplift_types,
         )
         for c in range(math.ceil(users / chunk_users))
     ]  # fmt: skip
@@ -225,9 +241,13 @@ def generate(
 
     campaign_json = None
     if run_date is not None:
-        campaign_json = write_campaign_truth(out, totals.truth_sums, run_date, planted_prob)
+        campaign_json = write_campaign_truth(
+            out, totals.truth_sums, run_date, planted_prob, totals.rerun_sums
+        )
     else:
         (out / "truth" / "campaign_users.csv").unlink()
+    if not rerun_days:
+        (out / "truth" / "campaign_rerun_users.csv").unlink()
     bad_total = sum(totals.bad_counts.values())
     (out / "truth" / "bad_records.json").write_text(
         json.dumps({"total": bad_total, "by_kind": totals.bad_counts, "bad_rate": bad_rate}, indent=2) + "\n"
@@ -262,9 +282,12 @@ def _write_chunks(out: Path, jobs: list[ChunkJob], workers: int, progress: Progr
         open(out / "suppression" / "opt_out.csv", "wb") as opt_f,
         open(out / "truth" / "users.csv", "wb") as users_f,
         open(out / "truth" / "campaign_users.csv", "wb") as truth_f,
+        open(out / "truth" / "campaign_rerun_users.csv", "wb") as rerun_f,
         _chunk_results(jobs, workers) as results,
     ):
-        truth_f.write((",".join(TRUTH_HEADER) + "\n").encode())
+        header = TYPED_TRUTH_HEADER if jobs and jobs[0].uplift_types else TRUTH_HEADER
+        truth_f.write((",".join(header) + "\n").encode())
+        rerun_f.write((",".join(header) + "\n").encode())
         opt_f.write(b"user_id\n")
         users_f.write((",".join(USERS_HEADER) + "\n").encode())
         for done, res in enumerate(results, start=1):
@@ -272,6 +295,7 @@ def _write_chunks(out: Path, jobs: list[ChunkJob], workers: int, progress: Progr
             opt_f.write(res.opt_out.encode())
             ids_f.write(res.identities.encode())
             truth_f.write(res.truth_csv.encode())
+            rerun_f.write(res.rerun_truth_csv.encode())
             totals.add(res)
             if progress:
                 progress(done, len(jobs))

@@ -176,6 +176,10 @@ PACK_RUNS = StructType(
         StructField("spec_hash", StringType(), False),
         StructField("metrics_json", StringType(), True),
         StructField("built_at", TimestampType(), False),
+        # An uplift pack's held-out Qini and uplift-curve areas (dmp.stats.qini; null for other
+        # kinds, and in rows written before these columns existed: the write adds them, mergeSchema).
+        StructField("qini_auc", DoubleType(), True),
+        StructField("uplift_auc", DoubleType(), True),
     ]
 )
 

@@ -7,7 +7,8 @@ order, see there) and ``dmp.transforms.lookalike``; write the pack and its run r
 
 ``min_size``: a smaller pack is still written, with ``deliverable = false``, and reported.
 A lookalike's ``where`` and exclusions apply to the model's top-K, so the pack can end up smaller
-than ``expansion``.
+than ``expansion``; the same holds for an uplift pack's ``target`` (its model and reads:
+:mod:`dmp.steps.uplift_pack`, whose held-out Qini / AUUC go to ``ops/pack_runs``).
 
 Concurrent builds (the DAG's mapped ``build_pack`` tasks, one Spark driver each): both tables are
 partitioned by (segment, run_date) and each write replaces exactly its own (segment, run_date), so
@@ -63,7 +64,9 @@ class PackInfo(TypedDict):
     deliverable: bool
     reason: str | None  # why the pack is not deliverable
     spec_hash: str
-    metrics: dict[str, Any]  # candidates / excluded / capped_by_max_size, and the lookalike's
+    metrics: dict[str, Any]  # candidates / excluded / capped_by_max_size, and the lookalike's / uplift's
+    qini_auc: float | None  # an uplift pack's held-out Qini area (None for other kinds)
+    uplift_auc: float | None  # ... and uplift-curve area (AUUC)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,7 +142,7 @@ def _seed_users(
 
 
 def _needs_tags(spec: SegmentSpec) -> bool:
-    return spec.kind in ("rule", "lookalike") or spec.where is not None
+    return spec.kind in ("rule", "lookalike", "uplift") or spec.where is not None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,11 +169,27 @@ def _lookalike(
     return lookalike_candidates(scored_df, tags_df), metrics
 
 
+def _uplift(
+    spark: SparkSession,
+    lake: str,
+    spec: SegmentSpec,
+    run_date: date,
+    tags_df: DataFrame,
+    specs: dict[str, SegmentSpec],
+) -> tuple[DataFrame, dict[str, Any]]:
+    """The uplift pack's candidates (its top-K predicted uplift) and the model's metrics."""
+    from dmp.steps.uplift_pack import uplift_candidates  # scikit-learn: only when an uplift pack runs
+
+    assert spec.from_campaign is not None
+    campaign_tags_df = _tags_snapshot(spark, lake, spec.from_campaign.run_date)
+    return uplift_candidates(spark, lake, spec, run_date, tags_df, campaign_tags_df, specs)
+
+
 def _candidates(
-    spark: SparkSession, lake: str, spec: SegmentSpec, run_date: date
+    spark: SparkSession, lake: str, spec: SegmentSpec, run_date: date, specs: dict[str, SegmentSpec]
 ) -> tuple[DataFrame, dict[str, Any]]:
     """The spec's candidates after its ``where`` (lazy), and the metrics of how they were found
-    (``{"lookalike": ...}`` for a lookalike, else empty)."""
+    (``{"lookalike": ...}`` for a lookalike, ``{"uplift": ...}`` for an uplift pack, else empty)."""
     tags_df = _tags_snapshot(spark, lake, run_date) if _needs_tags(spec) else None
     metrics: dict[str, Any] = {}
     if spec.kind == "store_revisit":
@@ -183,7 +202,10 @@ def _candidates(
     elif spec.kind == "lookalike":
         assert tags_df is not None
         cands_df, metrics["lookalike"] = _lookalike(spark, lake, spec, run_date, tags_df)
-    else:  # pragma: no cover - the spec model only allows the four kinds
+    elif spec.kind == "uplift":
+        assert tags_df is not None
+        cands_df, metrics["uplift"] = _uplift(spark, lake, spec, run_date, tags_df, specs)
+    else:  # pragma: no cover - the spec model only allows these kinds
         raise SpecError(f"segment {spec.name}: kind {spec.kind!r} is not supported")
     if spec.where is not None:
         assert tags_df is not None
@@ -208,6 +230,8 @@ def _pack_info(
     spec: SegmentSpec, run_date: date, size: int, holdout_size: int, metrics: dict[str, Any]
 ) -> PackInfo:
     deliverable = size >= spec.min_size
+    # The held-out areas live in their own ops/pack_runs columns, not also in metrics_json.
+    uplift = metrics.get("uplift") or {}
     return {
         "segment": spec.name,
         "run_date": run_date,
@@ -218,8 +242,14 @@ def _pack_info(
         "deliverable": deliverable,
         "reason": None if deliverable else f"size {size} is below min_size {spec.min_size}",
         "spec_hash": spec_hash(spec),
-        "metrics": metrics,
+        "metrics": {**metrics, "uplift": _without(uplift, "qini_auc", "uplift_auc")} if uplift else metrics,
+        "qini_auc": uplift.get("qini_auc"),
+        "uplift_auc": uplift.get("uplift_auc"),
     }
+
+
+def _without(metrics: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if k not in keys}
 
 
 def build_pack_df(
@@ -239,7 +269,7 @@ def build_pack_df(
     for dep in spec.dependencies():
         if dep not in specs:
             raise SpecError(f"segment {spec.name}: depends on unknown segment {dep!r}")
-    cands_df, metrics = _candidates(spark, lake, spec, run_date)
+    cands_df, metrics = _candidates(spark, lake, spec, run_date, specs)
     cands_df = cands_df.persist()
     n_candidates = cands_df.count()
     kept_df = _without_excluded(spark, lake, spec, run_date, cands_df)
@@ -294,9 +324,14 @@ def write_pack(spark: SparkSession, lake: str, pack_df: DataFrame, info: PackInf
         info["spec_hash"],
         json.dumps(info["metrics"], sort_keys=True, default=str),
         datetime.now(UTC).replace(tzinfo=None),
+        info["qini_auc"],
+        info["uplift_auc"],
     )
     runs_df = spark.createDataFrame([row], schemas.PACK_RUNS)
-    lk.overwrite_partitions(runs_df, lake, tables.PACK_RUNS, PACK_RUNS_PARTITIONS, condition)
+    # mergeSchema: a table written before the qini_auc / uplift_auc columns gains them (null in old rows).
+    lk.overwrite_partitions(
+        runs_df, lake, tables.PACK_RUNS, PACK_RUNS_PARTITIONS, condition, merge_schema=True
+    )
 
 
 @dataclass
@@ -312,6 +347,8 @@ class PackResult:
     requested: bool = True
     metrics: dict[str, Any] = field(default_factory=dict)
     reused: bool = False  # a dependency already built for the run date: read, not rebuilt
+    qini_auc: float | None = None  # an uplift pack's held-out Qini / uplift-curve areas
+    uplift_auc: float | None = None
 
 
 @dataclass
@@ -373,6 +410,8 @@ def _reused_result(spec: SegmentSpec, run: dict[str, Any]) -> PackResult | None:
         requested=False,
         metrics=json.loads(run["metrics_json"]) if run["metrics_json"] else {},
         reused=True,
+        qini_auc=run.get("qini_auc"),  # absent from rows of an older table
+        uplift_auc=run.get("uplift_auc"),
     )
 
 
@@ -432,6 +471,8 @@ def build_packs(
                 reason=info["reason"],
                 requested=requested,
                 metrics=info["metrics"],
+                qini_auc=info["qini_auc"],
+                uplift_auc=info["uplift_auc"],
             )
         )
     return report

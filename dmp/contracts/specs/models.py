@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
@@ -21,9 +22,14 @@ from dmp.contracts.vocab import EVENT_TYPES
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 NAME_PATTERN = r"^[a-z0-9_]+$"
-KINDS: tuple[str, ...] = ("store_revisit", "competitor_intercept", "lookalike", "rule")
+KINDS: tuple[str, ...] = ("store_revisit", "competitor_intercept", "lookalike", "rule", "uplift")
 # What a lookalike may be fitted with (``dmp.transforms.lookalike_model`` builds them).
 LOOKALIKE_MODELS: tuple[str, ...] = ("logistic", "gradient_boosting")
+# How an uplift pack models the campaign's effect (``dmp.transforms.uplift_model`` builds them).
+UPLIFT_MODELS: tuple[str, ...] = ("t_learner", "class_transformation")
+# What an uplift model learns to move: a conversion (an order in the campaign spec's scope) in the
+# campaign's attribution window.
+UPLIFT_OUTCOMES: tuple[str, ...] = ("order",)
 
 # Fields that only make sense for some kinds: kind -> (required, optional).
 KIND_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -31,6 +37,7 @@ KIND_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "competitor_intercept": (("competitors", "window_days"), ("own", "categories", "action")),
     "lookalike": (("seed", "expansion"), ("model", "min_seed")),
     "rule": (("where",), ()),
+    "uplift": (("from_campaign", "target"), ("uplift_model", "outcome")),
 }
 # ``where`` is common to every kind (``rule`` just requires it).
 KIND_SPECIFIC: frozenset[str] = frozenset(f for req, opt in KIND_FIELDS.values() for f in (*req, *opt)) - {
@@ -105,11 +112,36 @@ class Expansion(_Model):
         return self
 
 
+class FromCampaign(_Model):
+    """The completed campaign an uplift pack learns from: that segment's pack of ``run_date``."""
+
+    segment: Annotated[str, Field(pattern=NAME_PATTERN)]
+    run_date: date
+
+
+class UpliftTarget(_Model):
+    """How many users an uplift pack takes, best predicted uplift first."""
+
+    size: Annotated[int, Field(ge=1)] | None = None
+    top_share: Annotated[float, Field(gt=0, le=1)] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> UpliftTarget:
+        if (self.size is None) == (self.top_share is None):
+            raise ValueError(
+                "give exactly one of size (number of users) or top_share (share of the users tagged on "
+                "the run date, 0 < top_share <= 1)"
+            )
+        return self
+
+
 # Literals built from the vocabularies (subscripting with a tuple gives one literal per value), so
 # the JSON Schema's enums and the validator's messages list exactly the values defined there.
 Behavior = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 Kind = Literal[KINDS]  # type: ignore[valid-type]
 LookalikeModel = Literal[LOOKALIKE_MODELS]  # type: ignore[valid-type]
+UpliftModel = Literal[UPLIFT_MODELS]  # type: ignore[valid-type]
+UpliftOutcome = Literal[UPLIFT_OUTCOMES]  # type: ignore[valid-type]
 
 
 class SegmentSpec(_Model):
@@ -141,6 +173,11 @@ class SegmentSpec(_Model):
     expansion: Expansion | None = None
     model: LookalikeModel = "logistic"
     min_seed: Annotated[int, Field(ge=1)] = 50
+    # uplift
+    from_campaign: FromCampaign | None = None
+    target: UpliftTarget | None = None
+    uplift_model: UpliftModel = "t_learner"
+    outcome: UpliftOutcome = "order"
     # common
     where: Condition | None = None
     exclude: Exclude = Field(default_factory=Exclude)
@@ -171,8 +208,11 @@ class SegmentSpec(_Model):
         for name in sorted(KIND_SPECIFIC & self.model_fields_set):
             if name not in required and name not in optional:
                 owners = [k for k, (req, opt) in KIND_FIELDS.items() if name in req or name in opt]
+                hint = ""
+                if name == "model" and self.kind == "uplift":
+                    hint = f"; an uplift pack's model is uplift_model ({' | '.join(UPLIFT_MODELS)})"
                 raise field_error(
-                    name, f"not used by kind {self.kind!r}; it belongs to kind {', '.join(owners)}"
+                    name, f"not used by kind {self.kind!r}; it belongs to kind {', '.join(owners)}{hint}"
                 )
         for name in required:
             if getattr(self, name) is None:
@@ -186,6 +226,11 @@ class SegmentSpec(_Model):
             raise field_error("exclude", f"a segment cannot exclude itself ({self.name!r})")
         if self.seed is not None and self.seed.segment == self.name:
             raise field_error("seed", f"a segment cannot be its own seed ({self.name!r})")
+        if self.from_campaign is not None and self.from_campaign.segment == self.name:
+            raise field_error(
+                "from_campaign.segment",
+                f"an uplift pack learns from another segment's completed campaign, not its own ({self.name!r})",
+            )
         return self
 
     @model_validator(mode="after")
@@ -220,9 +265,18 @@ def spec_references(spec: SegmentSpec) -> set[str]:
     return refs
 
 
+# The uplift kind's fields, left out of the hash of specs of other kinds (where they are at their
+# defaults), so adding the kind changed no existing spec's hash (a changed hash means a stale pack).
+_UPLIFT_ONLY: tuple[str, ...] = ("from_campaign", "target", "uplift_model", "outcome")
+
+
 def spec_hash(spec: SegmentSpec) -> str:
     """Stable hash of the normalised spec (defaults filled in, keys sorted); 16 hex digits."""
-    payload = json.dumps(spec.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
+    doc = spec.model_dump(mode="json", by_alias=True)
+    if spec.kind != "uplift":
+        for name in _UPLIFT_ONLY:
+            doc.pop(name, None)
+    payload = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
