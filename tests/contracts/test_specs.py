@@ -82,8 +82,8 @@ MALFORMED: list[tuple[str, dict[str, Any], str, str]] = [
         {"windows_days": 14},
         "windows_days",
         "unknown field; allowed: name, description, kind, scope, window_days, behaviors, exclude_purchasers, "
-        "competitors, own, categories, action, seed, expansion, model, min_seed, where, exclude, holdout, "
-        "holdout_salt, min_size, max_size, channels, coupon, attribution_days",
+        "competitors, own, categories, action, seed, expansion, model, min_seed, from_campaign, target, "
+        "uplift_model, outcome, where, exclude, holdout, holdout_salt, min_size, max_size, channels, coupon, attribution_days",
     ),
     (
         "unknown nested field",
@@ -102,7 +102,7 @@ MALFORMED: list[tuple[str, dict[str, Any], str, str]] = [
         "unknown kind",
         {"kind": "store_visit"},
         "kind",
-        "got 'store_visit'; allowed: 'store_revisit', 'competitor_intercept', 'lookalike' or 'rule'",
+        "got 'store_visit'; allowed: 'store_revisit', 'competitor_intercept', 'lookalike', 'rule' or 'uplift'",
     ),
     ("window as string", {"window_days": "14"}, "window_days", "expected an integer, got '14'"),
     ("window zero", {"window_days": 0}, "window_days", "must be >= 1, got 0"),
@@ -331,8 +331,8 @@ def test_several_errors_are_all_reported(tmp_path: Path) -> None:
         f"{path}: window_days: must be >= 1, got -3",
         f"{path}: holdout: must be <= 0.5, got 2",
         f"{path}: colour: unknown field; allowed: name, description, kind, scope, window_days, behaviors, "
-        "exclude_purchasers, competitors, own, categories, action, seed, expansion, model, min_seed, where, "
-        "exclude, holdout, holdout_salt, min_size, max_size, channels, coupon, attribution_days",
+        "exclude_purchasers, competitors, own, categories, action, seed, expansion, model, min_seed, "
+        "from_campaign, target, uplift_model, outcome, where, exclude, holdout, holdout_salt, min_size, max_size, channels, coupon, attribution_days",
     ]
 
 
