@@ -78,3 +78,9 @@ REVOKED = "revoked"
 # Consented treated users left out because fewer of them than the spec's min_size remain.
 BELOW_MIN_SIZE = "below_min_size"
 CONSENT_EXCLUSIONS: tuple[str, ...] = (NO_CONSENT, REVOKED, BELOW_MIN_SIZE)
+# A treated account whose person (silver/persons at delivery time) also has an account in the pack's
+# holdout: nothing of that person is delivered (docs/identity.md).
+HOLDOUT_PERSON = "holdout_person"
+# dmp forget --vacuum / the dmp_daily vacuum_erasures task: how long deleted files and log entries are
+# kept before the purge removes them (Delta's own VACUUM default; 0 = a confirmed immediate purge).
+ERASURE_RETENTION_HOURS = 168.0
