@@ -112,6 +112,9 @@ AUDIENCE_PACKS = StructType(
         StructField("spec_hash", StringType(), False),
         StructField("kind", StringType(), False),
         StructField("deliverable", BooleanType(), False),
+        # The person the account belongs to (silver/persons; the account's own person id when it is
+        # in no stitched person). A person is in a pack once; null in rows written before the column.
+        StructField("person_id", StringType(), True),
     ]
 )
 
@@ -143,6 +146,8 @@ INGEST_RUNS_SCHEMA = StructType(
         StructField("table_version", LongType(), True),
         StructField("started_at", TimestampType(), False),
         StructField("finished_at", TimestampType(), False),
+        # Rows of erased accounts (dmp forget) left out; null in rows written before erasure existed.
+        StructField("erased", LongType(), True),
     ]
 )
 
@@ -180,6 +185,9 @@ PACK_RUNS = StructType(
         # kinds, and in rows written before these columns existed: the write adds them, mergeSchema).
         StructField("qini_auc", DoubleType(), True),
         StructField("uplift_auc", DoubleType(), True),
+        # Pack persons with an account whose own holdout hash names the other group (the person's
+        # oldest account decides; docs/identity.md). Null before persons-aware packs.
+        StructField("crossovers", LongType(), True),
     ]
 )
 
@@ -294,3 +302,41 @@ CONSENTS_SCHEMA = StructType(
 
 # bronze/consents_quarantine: a bad consent line and its reason, laid out like identities' quarantine.
 CONSENTS_QUARANTINE_SCHEMA = IDENTITIES_QUARANTINE_SCHEMA
+
+
+# ------------------------------------------------------------------ erasure (docs/privacy.md "Erasure")
+
+# ops/erased_users: the tombstones. user_hash = sha256("dmp-erasure|" + user_id), never the id.
+ERASED_USERS_SCHEMA = StructType(
+    [
+        StructField("user_hash", StringType(), False),
+        StructField("request_id", StringType(), False),
+        StructField("erased_at", TimestampType(), False),
+    ]
+)
+
+# ops/erased_identifiers: hashes of the erased accounts' identifiers, same salt. kind "mention": the
+# mention key raw text is matched by; "delivery_key": a user_key a channel may hold (delivery_state).
+ERASED_IDENTIFIERS_SCHEMA = StructType(
+    [
+        StructField("value_hash", StringType(), False),
+        StructField("kind", StringType(), False),
+        StructField("request_id", StringType(), False),
+        StructField("erased_at", TimestampType(), False),
+    ]
+)
+
+# ops/erasure_requests: one row per request (no raw id). tables_json: {table: {"status", "rows"}}
+# (status deleted | nothing | missing | kept_until_delivery); vacuum_json: what the vacuum purged.
+ERASURE_REQUESTS_SCHEMA = StructType(
+    [
+        StructField("request_id", StringType(), False),
+        StructField("requested_at", TimestampType(), False),
+        StructField("accounts", LongType(), False),
+        StructField("tables_json", StringType(), False),
+        StructField("finished_at", TimestampType(), True),
+        StructField("vacuumed_at", TimestampType(), True),
+        StructField("retention_hours", DoubleType(), True),
+        StructField("vacuum_json", StringType(), True),
+    ]
+)

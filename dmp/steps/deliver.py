@@ -5,10 +5,10 @@ For each (segment, channel, run_date):
 1. **Select** the pack's treatment users (never the holdout; a pack with ``deliverable = false``,
    i.e. under ``min_size``, is skipped) whose latest consent in ``silver/consents`` grants the
    channel's purpose (the others are counted as ``no_consent`` / ``revoked``; a lake without that
-   table delivers nobody), join ``silver/identities``, keep every value of the most
-   preferred id type each user has (several devices -> several rows), normalise and hash
-   (:mod:`dmp.transforms.audience_ids`). Users without a usable id are counted by reason, never
-   delivered.
+   table delivers nobody), with the identifiers of their person (``silver/persons``; nothing of a
+   person who also has an account in the holdout), keep every value of the most preferred id type
+   each user has (several devices -> several rows), normalise and hash
+   (:mod:`dmp.steps.deliver_keys`). Users without a usable id are counted by reason, never delivered.
 2. **Collect** the result to the driver (Arrow ``toPandas``). A pack is at most a few million short
    rows (an md5/sha256 hex string and an id type), i.e. a few hundred MB at most: cheaper and far
    more predictable to sort, diff and gzip in one process than to coordinate Spark part files, and it
@@ -36,7 +36,7 @@ writes the two ops tables.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -55,7 +55,6 @@ from dmp.delivery.consent_gate import ConsentGate
 from dmp.delivery.layout import SUCCESS, delivery_folder, manifest_key
 from dmp.delivery.manifest import (
     ManifestSource,
-    MatchCounts,
     PackCounts,
     build_manifest,
     manifest_bytes,
@@ -76,13 +75,7 @@ from dmp.delivery.storage import ObjectStore, open_store, sha256_hex
 from dmp.delivery.targets import DeliveryTarget, targets_from_specs
 from dmp.spark import lake as lk
 from dmp.spark import schemas
-from dmp.transforms.audience_ids import (
-    filter_deliverable_treatment,
-    filter_matched_keys,
-    resolve_user_keys,
-    users_by_reason,
-)
-from dmp.transforms.consents import with_consent_reason_for
+from dmp.steps.deliver_keys import PERSON_TABLES, DeliveryInputs, arrow, read_person_tables, resolve_keys
 
 
 @dataclass(frozen=True)
@@ -116,17 +109,6 @@ class DeliveryFailed(DmpError):
 
 
 # ---------------------------------------------------------------- lake I/O
-
-
-@contextlib.contextmanager
-def _arrow(spark: SparkSession) -> Iterator[None]:
-    key = "spark.sql.execution.arrow.pyspark.enabled"
-    before = spark.conf.get(key, "false")
-    spark.conf.set(key, "true")
-    try:
-        yield
-    finally:
-        spark.conf.set(key, before)
 
 
 def _cond(**values: str | date | int) -> str:
@@ -204,7 +186,7 @@ def _read_state(
         )
         .select(*cols)
     )
-    with _arrow(spark):
+    with arrow(spark):
         pdf = df.toPandas()
     return pdf.astype(str) if len(pdf) else empty_rows(cols)
 
@@ -216,7 +198,7 @@ def _write_state(
     pdf.insert(0, "run_date", run_date)
     pdf.insert(0, "segment", segment)
     pdf.insert(0, "channel", channel)
-    with _arrow(spark):
+    with arrow(spark):
         df = (
             spark.createDataFrame(pdf, schemas.DELIVERY_STATE_SCHEMA)
             if len(pdf)
@@ -240,6 +222,18 @@ class _Context:
     run_dates: list[date]
     after_put: Callable[[str], None] | None = None
     stores: dict[str, ObjectStore] = field(default_factory=dict)
+    person_keys_df: DataFrame | None = None  # silver/persons (dmp.steps.deliver_keys); None: never stitched
+    person_ids_df: DataFrame | None = None
+
+    def inputs(self) -> DeliveryInputs:
+        return DeliveryInputs(
+            self.spark,
+            self.packs_df,
+            self.identities_df,
+            self.consents_df,
+            self.person_keys_df,
+            self.person_ids_df,
+        )
 
     def store(self, url: str) -> ObjectStore:
         if url not in self.stores:
@@ -313,36 +307,6 @@ def _skip_reason(pack: PackCounts | None, job: _Job) -> str | None:
     return None
 
 
-def _resolve_keys(ctx: _Context, job: _Job) -> tuple[pd.DataFrame, MatchCounts]:
-    """The matched (id_type, user_key) rows on the driver and the match counts by reason.
-
-    Only treated users whose latest consent grants the channel's purpose are matched; the others
-    are counted by reason (``no_consent``, ``revoked``) and never reach the files.
-    """
-    treatment_df = filter_deliverable_treatment(ctx.packs_df, job.segment, job.run_date)
-    checked_df = with_consent_reason_for(treatment_df, ctx.consents_df, job.channel.consent_purpose).persist()
-    try:
-        excluded = {
-            r["consent_reason"]: int(r["users"])
-            for r in checked_df.filter(F.col("consent_reason").isNotNull())
-            .groupBy("consent_reason")
-            .agg(F.count("*").alias("users"))
-            .collect()
-        }
-        consented_df = checked_df.filter(F.col("consent_reason").isNull()).select("user_id")
-        resolved_df = resolve_user_keys(consented_df, ctx.identities_df, job.channel).persist()
-        try:
-            with _arrow(ctx.spark):
-                keys_pdf = filter_matched_keys(resolved_df).toPandas()
-            stats = users_by_reason(resolved_df).collect()
-        finally:
-            resolved_df.unpersist()
-    finally:
-        checked_df.unpersist()
-    pairs = ((r["reason"], r["users"]) for r in stats)
-    return keys_pdf, MatchCounts.from_counts(pairs, keys_pdf, excluded)
-
-
 def _previous_delivery(
     ctx: _Context, store: ObjectStore, job: _Job, delivered: list[date]
 ) -> PreviousDelivery | None:
@@ -412,7 +376,7 @@ def _deliver(ctx: _Context, job: _Job, result: DeliveryResult, delivered: list[d
         result.status = DeliveryStatus.SKIPPED
         result.message = skipped or ""
         return
-    keys_pdf, match = _resolve_keys(ctx, job)
+    keys_pdf, match = resolve_keys(ctx.inputs(), job.channel, job.segment, job.run_date)
     gate = ConsentGate(
         int(pack.treatment) - match.excluded_users,
         job.target.min_size,
@@ -483,6 +447,8 @@ def _open_context(
         table: lk.table_version(spark, lake, table)
         for table in (tables.AUDIENCE_PACKS, tables.IDENTITIES, tables.CONSENTS)
     }
+    # The persons tables are named in the manifest only when the lake has them (it was stitched).
+    versions |= {t: v for t in PERSON_TABLES if (v := lk.table_version(spark, lake, t)) is not None}
     packs_df = _read_at(spark, lake, tables.AUDIENCE_PACKS, versions[tables.AUDIENCE_PACKS])
 
     def pinned(table: str, schema: StructType) -> DataFrame:
@@ -490,6 +456,7 @@ def _open_context(
             return spark.createDataFrame([], schema)
         return _read_at(spark, lake, table, versions[table])
 
+    person_keys_df, person_ids_df = read_person_tables(spark, lake, versions)
     return _Context(
         spark,
         lake,
@@ -499,6 +466,8 @@ def _open_context(
         versions,
         sorted(run_dates),
         after_put,
+        person_keys_df=person_keys_df,
+        person_ids_df=person_ids_df,
     )
 
 

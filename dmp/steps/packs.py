@@ -47,6 +47,13 @@ from dmp.transforms.packs import (
     to_pack_rows,
     with_group,
 )
+from dmp.transforms.persons import (
+    crossovers,
+    expand_to_persons,
+    one_per_person,
+    person_keys,
+    with_person_keys,
+)
 from dmp.transforms.where import filter_where
 
 log = logging.getLogger(__name__)
@@ -67,6 +74,7 @@ class PackInfo(TypedDict):
     metrics: dict[str, Any]  # candidates / excluded / capped_by_max_size, and the lookalike's / uplift's
     qini_auc: float | None  # an uplift pack's held-out Qini area (None for other kinds)
     uplift_auc: float | None  # ... and uplift-curve area (AUUC)
+    crossovers: int  # pack persons an account-level holdout would have split (dmp.transforms.persons)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -81,6 +89,13 @@ def _tags_snapshot(spark: SparkSession, lake: str, run_date: date) -> DataFrame:
     if tags_df.limit(1).count() == 0:
         raise DmpError(f"{tables.USER_TAGS} has no snapshot for as_of_date {run_date}: {hint}")
     return tags_df
+
+
+def _person_keys(spark: SparkSession, lake: str) -> DataFrame | None:
+    """(user_id, person_id, holdout_key) of ``silver/persons``; None when identities were never stitched."""
+    if not lk.table_exists(spark, lake, tables.PERSONS):
+        return None
+    return person_keys(lk.read_table(spark, lake, tables.PERSONS)).persist()
 
 
 def _user_daily(spark: SparkSession, lake: str) -> DataFrame:
@@ -214,20 +229,26 @@ def _candidates(
 
 
 def _without_excluded(
-    spark: SparkSession, lake: str, spec: SegmentSpec, run_date: date, cands_df: DataFrame
+    spark: SparkSession,
+    lake: str,
+    spec: SegmentSpec,
+    run_date: date,
+    cands_df: DataFrame,
+    keys_df: DataFrame | None,
 ) -> DataFrame:
-    """Candidates minus the excluded segments' users and the suppression lists' users."""
+    """Candidates minus the excluded segments' and suppression lists' users, with their persons' accounts."""
     kept_df = cands_df
     if spec.exclude.segments:
         excluded_df = _segment_users(spark, lake, spec.exclude.segments, run_date, "exclude.segments")
-        kept_df = filter_excluded(kept_df, excluded_df)
+        kept_df = filter_excluded(kept_df, expand_to_persons(excluded_df, keys_df))
     if spec.exclude.suppression_lists:
-        kept_df = filter_excluded(kept_df, _suppressed_users(spark, lake, spec.exclude.suppression_lists))
+        suppressed_df = _suppressed_users(spark, lake, spec.exclude.suppression_lists)
+        kept_df = filter_excluded(kept_df, expand_to_persons(suppressed_df, keys_df))
     return kept_df
 
 
 def _pack_info(
-    spec: SegmentSpec, run_date: date, size: int, holdout_size: int, metrics: dict[str, Any]
+    spec: SegmentSpec, run_date: date, size: int, holdout_size: int, metrics: dict[str, Any], crossed: int
 ) -> PackInfo:
     deliverable = size >= spec.min_size
     # The held-out areas live in their own ops/pack_runs columns, not also in metrics_json.
@@ -245,6 +266,7 @@ def _pack_info(
         "metrics": {**metrics, "uplift": _without(uplift, "qini_auc", "uplift_auc")} if uplift else metrics,
         "qini_auc": uplift.get("qini_auc"),
         "uplift_auc": uplift.get("uplift_auc"),
+        "crossovers": crossed,
     }
 
 
@@ -269,26 +291,34 @@ def build_pack_df(
     for dep in spec.dependencies():
         if dep not in specs:
             raise SpecError(f"segment {spec.name}: depends on unknown segment {dep!r}")
+    keys_df = _person_keys(spark, lake)
     cands_df, metrics = _candidates(spark, lake, spec, run_date, specs)
     cands_df = cands_df.persist()
     n_candidates = cands_df.count()
-    kept_df = _without_excluded(spark, lake, spec, run_date, cands_df)
+    kept_df = _without_excluded(spark, lake, spec, run_date, cands_df, keys_df)
     excludes = bool(spec.exclude.segments or spec.exclude.suppression_lists)
     n_after_exclusions = kept_df.count() if excludes else n_candidates
+    persons_df = kept_df.transform(with_person_keys, keys_df).transform(one_per_person).persist()
+    n_persons = persons_df.count() if keys_df is not None else n_after_exclusions
 
-    grouped_df = kept_df.transform(limit_size, spec.max_size).transform(with_group, spec).persist()
+    grouped_df = persons_df.transform(limit_size, spec.max_size).transform(with_group, spec).persist()
     counts = group_sizes_df(grouped_df).first()
+    crossed = crossovers(grouped_df, keys_df, spec.holdout_salt, spec.name, spec.holdout)
     cands_df.unpersist()
+    persons_df.unpersist()
+    if keys_df is not None:
+        keys_df.unpersist()
     size = int(counts["size"] or 0) if counts else 0
     holdout_size = int(counts["holdout"] or 0) if counts else 0
     metrics.update(
         {
             "candidates": n_candidates,
             "excluded": n_candidates - n_after_exclusions,
-            "capped_by_max_size": n_after_exclusions - size,
+            "same_person": n_after_exclusions - n_persons,
+            "capped_by_max_size": n_persons - size,
         }
     )
-    info = _pack_info(spec, run_date, size, holdout_size, metrics)
+    info = _pack_info(spec, run_date, size, holdout_size, metrics, crossed)
     pack_df = to_pack_rows(grouped_df, spec, run_date, info["deliverable"])
     # Keep the grouped rows cached for the caller's write; unpersisting pack_df releases nothing else.
     pack_df = pack_df.persist()
@@ -311,7 +341,9 @@ def _pack_condition(segment: str, run_date: date) -> str:
 def write_pack(spark: SparkSession, lake: str, pack_df: DataFrame, info: PackInfo) -> None:
     """Replace the (segment, run_date) slice of gold/audience_packs and its ops/pack_runs row."""
     condition = _pack_condition(info["segment"], info["run_date"])
-    lk.overwrite_partitions(pack_df, lake, tables.AUDIENCE_PACKS, PACKS_PARTITIONS, condition)
+    lk.overwrite_partitions(
+        pack_df, lake, tables.AUDIENCE_PACKS, PACKS_PARTITIONS, condition, merge_schema=True
+    )
     row = (
         info["segment"],
         info["run_date"],
@@ -326,9 +358,11 @@ def write_pack(spark: SparkSession, lake: str, pack_df: DataFrame, info: PackInf
         datetime.now(UTC).replace(tzinfo=None),
         info["qini_auc"],
         info["uplift_auc"],
+        info["crossovers"],
     )
     runs_df = spark.createDataFrame([row], schemas.PACK_RUNS)
-    # mergeSchema: a table written before the qini_auc / uplift_auc columns gains them (null in old rows).
+    # mergeSchema: a table written before the qini_auc / uplift_auc / crossovers columns gains them (null
+    # in old rows); the packs likewise gain person_id.
     lk.overwrite_partitions(
         runs_df, lake, tables.PACK_RUNS, PACK_RUNS_PARTITIONS, condition, merge_schema=True
     )

@@ -13,6 +13,10 @@ from ``silver/user_daily`` (behaviour in a window) or ``gold/user_tags`` (the sn
    stable across days and reruns;
 5. :func:`to_pack_rows`: the ``gold/audience_packs`` columns.
 
+With ``silver/persons`` the step works on persons between 2 and 3 (``dmp.transforms.persons``):
+exclusions reach a person's other accounts, one account per person is kept, and the holdout hash is
+keyed on the person's oldest account (``holdout_key``; the account itself when it is alone).
+
 Windows follow design.md §3: ``window_days: N`` covers run_date-(N-1) ... run_date inclusive.
 """
 
@@ -28,6 +32,7 @@ from dmp.contracts.holdout import group_col
 from dmp.contracts.specs import SegmentSpec, spec_hash
 from dmp.contracts.vocab import DAILY_COUNTERS, HOLDOUT
 from dmp.spark.schemas import AUDIENCE_PACKS
+from dmp.transforms.persons import best_first
 from dmp.transforms.scope import filter_days_ending, scope_col, targets_col
 from dmp.transforms.where import where_col
 
@@ -136,14 +141,16 @@ def limit_size(cands_df: DataFrame, max_size: int | None) -> DataFrame:
     """At most ``max_size`` users: best score, then most recent activity, then smallest user_id."""
     if max_size is None:
         return cands_df
-    return cands_df.orderBy(
-        F.col("score").desc_nulls_last(), F.col("last_active").desc_nulls_last(), F.col("user_id").asc()
-    ).limit(max_size)
+    return cands_df.orderBy(*best_first()).limit(max_size)
 
 
 def with_group(cands_df: DataFrame, spec: SegmentSpec) -> DataFrame:
-    """Adds ``group`` (treatment / holdout) by the spec's salt and holdout share, stable across runs."""
-    return cands_df.withColumn("group", group_col(spec.holdout_salt, spec.name, spec.holdout))
+    """Adds ``group`` (treatment / holdout) by the spec's salt and holdout share, stable across runs.
+
+    The hash is keyed on ``holdout_key`` (the person's oldest account) when the candidates have one,
+    else on ``user_id``."""
+    key = "holdout_key" if "holdout_key" in cands_df.columns else "user_id"
+    return cands_df.withColumn("group", group_col(spec.holdout_salt, spec.name, spec.holdout, key))
 
 
 def group_sizes_df(grouped_df: DataFrame) -> DataFrame:
@@ -162,6 +169,8 @@ def to_pack_rows(cands_df: DataFrame, spec: SegmentSpec, run_date: date, deliver
         "kind": F.lit(spec.kind),
         "deliverable": F.lit(deliverable),
     }
+    if "person_id" not in cands_df.columns:
+        values["person_id"] = F.lit(None)
     return cands_df.select(
         *[
             (values[f.name] if f.name in values else F.col(f.name)).cast(f.dataType).alias(f.name)

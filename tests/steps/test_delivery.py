@@ -24,7 +24,7 @@ from dmp.delivery.targets import CouponSettings, DeliveryTarget
 from dmp.spark import lake as lk
 from dmp.spark.schemas import AUDIENCE_PACKS, IDENTITIES
 from dmp.steps.deliver import DeliveryFailed, deliver, run_delivery
-from tests.support.factories import grant_all
+from tests.support.factories import grant_all, padded
 from tests.support.s3server import MinioServer
 
 BUCKET = "dmp-test"
@@ -124,7 +124,7 @@ def write_lake(spark, lake: str, days: list[date], with_tiny: bool = True) -> No
             rows += [
                 ("tiny", day, u, "treatment", 1.0, "r", "hash-tiny", "rule", False) for u in ("u1", "u2")
             ]
-    df = spark.createDataFrame(rows, AUDIENCE_PACKS)
+    df = spark.createDataFrame(padded(rows, AUDIENCE_PACKS), AUDIENCE_PACKS)
     lk.overwrite_partitions(
         df, lake, tables.AUDIENCE_PACKS, ["segment", "run_date"], lk.replace_where_condition("run_date", days)
     )

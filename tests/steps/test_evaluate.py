@@ -51,6 +51,7 @@ def _daily_row(user: str, day: date, store: str, orders: int = 0, gmv: float = 0
 
 def write_tiny_lake(spark, lake: str) -> None:  # type: ignore[no-untyped-def]
     from dmp.spark.schemas import AUDIENCE_PACKS, USER_DAILY
+    from tests.support.factories import padded
 
     daily = [
         _daily_row("t1", d(1), "S001", orders=1, gmv=100.0),  # converts on day 1
@@ -88,9 +89,9 @@ def write_tiny_lake(spark, lake: str) -> None:  # type: ignore[no-untyped-def]
             ("h4", "holdout", 0.3),
         ]
     ]
-    spark.createDataFrame(pack, AUDIENCE_PACKS).write.format("delta").partitionBy("segment", "run_date").save(
-        tables.table_path(lake, tables.AUDIENCE_PACKS)
-    )
+    spark.createDataFrame(padded(pack, AUDIENCE_PACKS), AUDIENCE_PACKS).write.format("delta").partitionBy(
+        "segment", "run_date"
+    ).save(tables.table_path(lake, tables.AUDIENCE_PACKS))
     from dmp.spark.schemas import DELIVERIES_SCHEMA
 
     at = datetime(2026, 3, 15, 8, 0)

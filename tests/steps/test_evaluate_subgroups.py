@@ -21,7 +21,7 @@ from dmp.stats.intervals import diff_interval
 from dmp.stats.subgroups import BANDS, SUBGROUP_TAGS
 from dmp.steps.evaluate_subgroups import pack_subgroups, pack_user_tags, with_top_category
 from dmp.transforms.where import where_col
-from tests.support.factories import daily, tag_tuple
+from tests.support.factories import daily, padded, tag_tuple
 
 R = date(2026, 3, 15)
 SEGMENT = "spring_revisit"
@@ -75,9 +75,9 @@ def write_lake(spark, lake: str, *, with_tags: bool = True) -> None:  # type: ig
         (SEGMENT, R, u, g, None, "visited S001", "h1", "store_revisit", g == "treatment")
         for u, g, _ in _pack_users()
     ]
-    spark.createDataFrame(pack, AUDIENCE_PACKS).write.format("delta").partitionBy("segment", "run_date").save(
-        tables.table_path(lake, tables.AUDIENCE_PACKS)
-    )
+    spark.createDataFrame(padded(pack, AUDIENCE_PACKS), AUDIENCE_PACKS).write.format("delta").partitionBy(
+        "segment", "run_date"
+    ).save(tables.table_path(lake, tables.AUDIENCE_PACKS))
     days = [
         daily(u, R + timedelta(days=1), "S001", "B001", "C01", orders=1) for u, _, c in _pack_users() if c
     ]

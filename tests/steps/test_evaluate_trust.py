@@ -97,6 +97,7 @@ COUPONS_T = [10.0, 0.0, 0.0, 20.0, 0.0, 0.0]  # c_t0 redeemed once, c_t3 twice, 
 
 def write_trust_lake(spark, root: Path) -> tuple[str, Path]:  # type: ignore[no-untyped-def]
     from dmp.spark.schemas import AUDIENCE_PACKS, DELIVERIES_SCHEMA, EVENTS, USER_DAILY
+    from tests.support.factories import padded
 
     lake = str(root / "lake")
     packs = {
@@ -127,9 +128,9 @@ def write_trust_lake(spark, root: Path) -> tuple[str, Path]:  # type: ignore[no-
         for seg, users in packs.items()
         for user, group in users
     ]
-    spark.createDataFrame(rows, AUDIENCE_PACKS).write.format("delta").partitionBy("segment", "run_date").save(
-        tables.table_path(lake, tables.AUDIENCE_PACKS)
-    )
+    spark.createDataFrame(padded(rows, AUDIENCE_PACKS), AUDIENCE_PACKS).write.format("delta").partitionBy(
+        "segment", "run_date"
+    ).save(tables.table_path(lake, tables.AUDIENCE_PACKS))
     events = [
         _event(1, "c_t0", d(1), "CP-X"),
         _event(2, "c_t3", d(2), "CP-X"),

@@ -119,7 +119,12 @@ def test_store_revisit_by_hand(spark, revisit_lake: str, tmp_path: Path) -> None
     assert rows["kind"] == "store_revisit" and rows["deliverable"] is True
     run = run_row(spark, revisit_lake, "revisit")
     assert (run["size"], run["holdout_size"], run["treatment_size"], run["deliverable"]) == (4, 0, 4, True)
-    assert json.loads(run["metrics_json"]) == {"candidates": 4, "excluded": 0, "capped_by_max_size": 0}
+    assert json.loads(run["metrics_json"]) == {
+        "candidates": 4,
+        "excluded": 0,
+        "same_person": 0,
+        "capped_by_max_size": 0,
+    }
 
 
 def test_empty_scope_gives_empty_pack_and_a_run_row(spark, revisit_lake: str, tmp_path: Path) -> None:
@@ -185,7 +190,12 @@ def test_exclusions_suppression_max_size_and_dependency_order(
     assert [r.segment for r in report.results] == ["capped", "revisit", "a_rule"]
     assert sorted(pack(spark, revisit_lake, "a_rule")) == ["u12"]
     run = run_row(spark, revisit_lake, "a_rule")
-    assert json.loads(run["metrics_json"]) == {"candidates": 6, "excluded": 5, "capped_by_max_size": 0}
+    assert json.loads(run["metrics_json"]) == {
+        "candidates": 6,
+        "excluded": 5,
+        "same_person": 0,
+        "capped_by_max_size": 0,
+    }
     # Scores: u05=3, u01=2, u02=1 (last 03-07), u08=1 (last 03-15): the best two are u05 and u01.
     assert sorted(pack(spark, revisit_lake, "capped")) == ["u01", "u05"]
 
@@ -216,7 +226,7 @@ def test_selected_spec_reads_its_already_built_dependency(spark, revisit_lake: s
     assert report.reused == ["revisit"]
     assert (report.results[0].size, report.results[0].metrics) == (
         4,
-        {"candidates": 4, "excluded": 0, "capped_by_max_size": 0},
+        {"candidates": 4, "excluded": 0, "same_person": 0, "capped_by_max_size": 0},
     )
     # Only a_rule was written (one commit), revisit's run row is the first wave's.
     assert lk.table_version(spark, revisit_lake, tables.AUDIENCE_PACKS) == packs_version + 1

@@ -15,7 +15,7 @@ from dmp.reports.preview_report import render_html
 from dmp.spark import lake as lk
 from dmp.spark.schemas import AUDIENCE_PACKS, USER_TAGS
 from dmp.steps.preview import audience_profile, pack_overlap, run_preview
-from tests.support.factories import tag_row
+from tests.support.factories import padded, tag_row
 
 RUN = date(2026, 3, 3)
 
@@ -123,7 +123,7 @@ def test_overlap_uses_latest_pack_per_other_segment(spark):
         + _pack_rows("me", d2, ["u01", "u03", "u05", "u09"])  # the previewed segment itself
         + _pack_rows("gone", d2, ["u01"])  # no spec any more
     )
-    packs = spark.createDataFrame(rows, AUDIENCE_PACKS)
+    packs = spark.createDataFrame(padded(rows, AUDIENCE_PACKS), AUDIENCE_PACKS)
     audience = _users(spark, ["u01", "u03", "u05", "u09", "u99"])
     overlap = pack_overlap(audience, packs, "me", RUN, ["a", "b"])
     assert overlap["rows"] == [
@@ -197,7 +197,9 @@ def test_run_preview_end_to_end(spark, lake, tmp_path):
         ["as_of_date"],
         lk.replace_where_condition("as_of_date", [RUN - timedelta(days=1)]),
     )
-    packs = spark.createDataFrame(_pack_rows("actives", RUN, ["u01", "u02"]), AUDIENCE_PACKS)
+    packs = spark.createDataFrame(
+        padded(_pack_rows("actives", RUN, ["u01", "u02"]), AUDIENCE_PACKS), AUDIENCE_PACKS
+    )
     lk.overwrite_partitions(
         packs, lake, tables.AUDIENCE_PACKS, ["segment", "run_date"], "segment = 'actives'"
     )

@@ -350,3 +350,9 @@ def daily(
     vals = [int(counts.get(c, 0)) for c in cols]
     gmv = float(counts.get("gmv", 10.0 * counts.get("orders", 0)))
     return (user, day, store, brand, category, *vals, gmv, 0, 0)
+
+
+def padded(rows: list[tuple], schema: StructType) -> list[tuple]:
+    """Rows written for an older, shorter schema, with None for the nullable columns added since
+    (e.g. gold/audience_packs' person_id)."""
+    return [row + (None,) * (len(schema.fields) - len(row)) for row in rows]

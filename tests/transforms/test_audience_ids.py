@@ -49,7 +49,7 @@ def users(spark, *ids: str):  # noqa: ANN001, ANN201
 
 def test_only_treatment_of_a_deliverable_pack(spark) -> None:
     def row(seg: str, day: date, user: str, group: str, ok: bool = True) -> tuple:
-        return (seg, day, user, group, 1.0, "r", "h", "rule", ok)
+        return (seg, day, user, group, 1.0, "r", "h", "rule", ok, None)
 
     packs = spark.createDataFrame(
         [

@@ -325,6 +325,7 @@ def test_to_pack_rows_has_the_audience_packs_schema(spark) -> None:
         "spec_hash": spec_hash(spec),
         "kind": "store_revisit",
         "deliverable": False,
+        "person_id": None,  # candidates without persons (dmp.transforms.persons adds them)
     }
 
 
