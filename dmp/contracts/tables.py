@@ -30,6 +30,9 @@ PERSON_IDENTIFIERS = "silver/person_identifiers"
 IDENTITY_VIOLATIONS = "ops/identity_violations"
 CONSENTS = "silver/consents"
 CONSENTS_QUARANTINE = "bronze/consents_quarantine"
+ERASURE_REQUESTS = "ops/erasure_requests"
+ERASED_USERS = "ops/erased_users"
+ERASED_IDENTIFIERS = "ops/erased_identifiers"
 
 
 def resolve_lake(lake: str | None) -> str:

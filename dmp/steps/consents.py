@@ -25,9 +25,12 @@ from dmp.spark import lake as lk
 from dmp.spark import schemas
 from dmp.steps.ingest_runs import (
     IngestResult,
+    apply_tombstones,
     bucket_counts,
     finish_run,
     line_counts,
+    read_tombstones,
+    reconcile_message,
     require_source,
     write_quarantine,
 )
@@ -92,16 +95,14 @@ def run_ingest_consents(
         .transform(parse_consent_lines)
         .transform(with_consent_reason)
         .transform(with_consent_status)
+        .transform(apply_tombstones, read_tombstones(spark, lake))
     ).persist()
     try:
         total_lines, result.blank_lines = line_counts(lines_df, blank)
         result.rows_read = total_lines - result.blank_lines
         result.add_bucket_counts(bucket_counts(checked_df))
         if not result.reconciled:
-            raise DmpError(
-                f"consent ingest of {source} does not reconcile: rows read {result.rows_read} != accepted "
-                f"{result.accepted} + quarantined {result.quarantined} + duplicates {result.duplicates}"
-            )
+            raise DmpError(reconcile_message("consent", source, result))
         write_quarantine(
             spark,
             lake,

@@ -42,9 +42,11 @@ from dmp.spark import lake as lk
 from dmp.spark import schemas
 from dmp.steps.ingest_runs import (
     IngestResult,
+    apply_tombstones,
     bucket_counts,
     finish_run,
     line_counts,
+    read_tombstones,
     require_source,
     write_quarantine,
 )
@@ -349,7 +351,8 @@ def _classify_and_write(
     try:
         _count_lines(result, lines_df, batch_df)
         lake_ids = _lake_hashes(spark, lake, events_version, result.event_dates)
-        classified_df = with_event_status(batch_df, lake_ids).persist()
+        tombstones = read_tombstones(spark, lake)
+        classified_df = apply_tombstones(with_event_status(batch_df, lake_ids), tombstones).persist()
         result.add_bucket_counts(bucket_counts(classified_df))
         if not result.reconciled:
             result.status, result.message = "unreconciled", _reconcile_message(result)
@@ -450,6 +453,6 @@ def _reconcile_message(result: IngestResult) -> str:
     return (
         f"ingest of {result.source} does not reconcile: rows read {result.rows_read} != accepted "
         f"{result.accepted} + quarantined {result.quarantined} + duplicates {result.duplicates} "
-        f"(reasons sum to {sum(result.reasons.values())}), or files {result.files} != ingested "
+        f"+ erased {result.erased} (reasons sum to {sum(result.reasons.values())}), or files {result.files} != ingested "
         f"{result.files_ingested} + quarantined {result.files_quarantined}"
     )

@@ -25,6 +25,7 @@ from dmp.contracts import tables
 from dmp.contracts.errors import DmpError
 from dmp.spark import lake as lk
 from dmp.spark import schemas
+from dmp.transforms.erasure import ERASED_USER, MENTION, with_erased_status
 from dmp.transforms.quarantine import (
     ACCEPTED,
     DUPLICATE_IN_BATCH,
@@ -59,6 +60,8 @@ class IngestResult:
     duplicates_in_lake: int = 0
     out_of_scope: int = 0
     blank_lines: int = 0
+    # Rows of accounts erased by `dmp forget` (ops/erased_users): neither written nor quarantined.
+    erased: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     checks: str = "skipped"
     status: str = "ok"
@@ -82,7 +85,7 @@ class IngestResult:
     @property
     def reconciled(self) -> bool:
         return (
-            self.rows_read == self.accepted + self.quarantined + self.duplicates
+            self.rows_read == self.accepted + self.quarantined + self.duplicates + self.erased
             and sum(self.reasons.values()) == self.quarantined
             and self.files_reconciled
         )
@@ -106,6 +109,8 @@ class IngestResult:
                 self.duplicates_in_batch += n
             elif status == DUPLICATE_IN_LAKE:
                 self.duplicates_in_lake += n
+            elif status == ERASED_USER:
+                self.erased += n
             else:
                 raise ValueError(f"unknown row status {status!r}")
 
@@ -162,6 +167,42 @@ def finish_run(spark: SparkSession, lake: str, result: IngestResult) -> IngestRe
     result.finished_at = datetime.now(UTC)
     write_run(spark, lake, result)
     return result
+
+
+@dataclass(frozen=True)
+class Tombstones:
+    """The hashes ``dmp forget`` left: ``hash`` of erased user ids, and of those plus the mention
+    keys of their identifiers (raw text is matched against the second)."""
+
+    users: DataFrame
+    mentions: DataFrame
+
+
+def read_tombstones(spark: SparkSession, lake: str) -> Tombstones | None:
+    """The lake's tombstones, or None when nothing was ever erased (ingest then skips the check)."""
+    if not lk.table_exists(spark, lake, tables.ERASED_USERS):
+        return None
+    users = lk.read_table(spark, lake, tables.ERASED_USERS).select(F.col("user_hash").alias("hash"))
+    mentions = users
+    if lk.table_exists(spark, lake, tables.ERASED_IDENTIFIERS):
+        ids = lk.read_table(spark, lake, tables.ERASED_IDENTIFIERS).filter(F.col("kind") == MENTION)
+        mentions = users.unionByName(ids.select(F.col("value_hash").alias("hash")))
+    return Tombstones(users, mentions)
+
+
+def apply_tombstones(classified_df: DataFrame, tombstones: Tombstones | None) -> DataFrame:
+    """``classified_df`` with the rows of erased accounts in the ``erased_user`` bucket (no-op without tombstones)."""
+    if tombstones is None:
+        return classified_df
+    return with_erased_status(classified_df, tombstones.users, tombstones.mentions)
+
+
+def reconcile_message(kind: str, source: str, result: IngestResult) -> str:
+    return (
+        f"{kind} ingest of {source} does not reconcile: rows read {result.rows_read} != accepted "
+        f"{result.accepted} + quarantined {result.quarantined} + duplicates {result.duplicates} "
+        f"+ erased {result.erased}"
+    )
 
 
 def require_source(spark: SparkSession, source: str) -> str:

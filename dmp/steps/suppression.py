@@ -19,7 +19,8 @@ from dmp.contracts import tables
 from dmp.contracts.errors import DmpError
 from dmp.spark import lake as lk
 from dmp.spark import schemas
-from dmp.steps.ingest_runs import IngestResult, finish_run, require_source
+from dmp.steps.ingest_runs import IngestResult, finish_run, read_tombstones, require_source
+from dmp.transforms.erasure import with_erased_flag
 from dmp.transforms.quarantine import missing_field
 from dmp.transforms.suppression import clean_user_id, to_suppression_rows
 
@@ -57,6 +58,17 @@ def _replace_list(spark: SparkSession, lake: str, name: str, rows_df: DataFrame)
     )
 
 
+def _without_erased(spark: SparkSession, lake: str, csv_df: DataFrame) -> tuple[DataFrame, int]:
+    """The CSV rows but those of erased accounts (dmp forget), and how many those were."""
+    tombstones = read_tombstones(spark, lake)
+    if tombstones is None:
+        return csv_df, 0
+    ids_df = csv_df.select(clean_user_id().alias("user_id"), "source_file")
+    flagged = with_erased_flag(ids_df, tombstones.users, tombstones.mentions)
+    erased = flagged.filter(F.col("erased")).count()
+    return (flagged.filter(~F.col("erased")).drop("erased"), erased) if erased else (csv_df, 0)
+
+
 def run_ingest_suppression(
     spark: SparkSession, lake: str, name: str, source: str, *, now: datetime | None = None
 ) -> IngestResult:
@@ -73,9 +85,10 @@ def run_ingest_suppression(
         if blank:
             result.reasons[missing_field("user_id")] = blank
         result.quarantined = blank
-        rows_df = to_suppression_rows(csv_df, name, started).persist()
+        kept_df, result.erased = _without_erased(spark, lake, csv_df)
+        rows_df = to_suppression_rows(kept_df, name, started).persist()
         result.accepted = rows_df.count()
-        result.duplicates_in_batch = result.rows_read - blank - result.accepted
+        result.duplicates_in_batch = result.rows_read - blank - result.erased - result.accepted
         _replace_list(spark, lake, name, rows_df)
         rows_df.unpersist()
         result.table_version = lk.table_version(spark, lake, tables.SUPPRESSION_LISTS)

@@ -1,0 +1,230 @@
+"""``dmp forget --status ID`` and ``dmp forget --vacuum``: what an erasure did, and making it final.
+
+**Status** (:func:`request_status`): the request's rows deleted per table (``ops/erasure_requests``),
+the channels told, and the vacuum. A channel holds an erased account's keys when it delivered one
+of the segments whose treatment group held the account (recorded by ``dmp forget`` before the packs
+were cleaned) before the request; it has been *told* once a successful delivery of that channel and
+segment is recorded in ``ops/deliveries`` after the request: an incremental channel's ``remove``
+file held the keys (its state still had them), a full channel's file simply no longer holds them.
+
+**Vacuum** (:func:`run_vacuum`): first the ``ops/delivery_state`` rows of erased keys are deleted
+for the (channel, segment) pairs that have been told (the others keep them: their next diff still
+needs them); then :func:`dmp.spark.purge.purge_history` removes, in every Delta table under the
+lake, the files and log entries older than the retention (default ``DEFAULT_RETENTION_HOURS``;
+``0`` = purge now). Requests finished before ``now - retention`` are then stamped ``vacuumed_at``:
+their deleted rows are no longer in any file of the lake.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from dmp.contracts import tables
+from dmp.contracts.errors import DmpError
+from dmp.contracts.status import DeliveryStatus
+from dmp.contracts.vocab import ERASURE_RETENTION_HOURS
+from dmp.spark import lake as lk
+from dmp.steps.forget import delete_matching, read_request, upsert_request
+from dmp.transforms.erasure import erasure_hash_col
+
+# One week: the time a running job, a reader or a time-travel query of the last days keeps working
+# on the files an erasure deleted. 0 = a confirmed immediate purge.
+DEFAULT_RETENTION_HOURS = ERASURE_RETENTION_HOURS
+# Delta tables sit at <lake>/<layer>/<name>; looked for this deep at most.
+TABLE_SEARCH_DEPTH = 3
+
+
+@dataclass(frozen=True)
+class ChannelTold:
+    channel: str
+    segment: str
+    last_before: datetime
+    told_at: datetime | None
+
+
+@dataclass
+class RequestStatus:
+    request_id: str
+    requested_at: datetime
+    finished_at: datetime | None
+    accounts: int
+    tables: dict[str, dict[str, object]]
+    channels: list[ChannelTold] = field(default_factory=list)
+    vacuumed_at: datetime | None = None
+    retention_hours: float | None = None
+
+
+def _deliveries(spark: SparkSession, lake: str, segments: list[str]) -> DataFrame | None:
+    if not segments or not lk.table_exists(spark, lake, tables.DELIVERIES):
+        return None
+    return (
+        lk.read_table(spark, lake, tables.DELIVERIES)
+        .filter((F.col("status") == DeliveryStatus.SUCCESS.value) & F.col("segment").isin(segments))
+        .select("channel", "segment", "delivered_at")
+    )
+
+
+def channels_told(
+    spark: SparkSession, lake: str, segments: list[str], requested_at: datetime
+) -> list[ChannelTold]:
+    """Per (channel, segment) delivered before the request: when it was told (None: not yet)."""
+    df = _deliveries(spark, lake, segments)
+    if df is None:
+        return []
+    at = F.lit(requested_at).cast("timestamp")
+    rows = (
+        df.groupBy("channel", "segment")
+        .agg(
+            F.max(F.when(F.col("delivered_at") <= at, F.col("delivered_at"))).alias("before"),
+            F.min(F.when(F.col("delivered_at") > at, F.col("delivered_at"))).alias("after"),
+        )
+        .filter(F.col("before").isNotNull())
+        .orderBy("channel", "segment")
+        .collect()
+    )
+    return [ChannelTold(r["channel"], r["segment"], r["before"], r["after"]) for r in rows]
+
+
+def request_status(spark: SparkSession, lake: str, request_id: str) -> RequestStatus:
+    row = read_request(spark, lake, request_id)
+    if row is None:
+        raise DmpError(
+            f"no erasure request {request_id!r} in {tables.table_path(lake, tables.ERASURE_REQUESTS)}"
+        )
+    table_outcomes = json.loads(str(row["tables_json"]))
+    segments = list(table_outcomes.get(tables.AUDIENCE_PACKS, {}).get("segments", []))
+    status = RequestStatus(
+        request_id,
+        row["requested_at"],  # type: ignore[arg-type]
+        row["finished_at"],  # type: ignore[arg-type]
+        int(row["accounts"]),  # type: ignore[call-overload]
+        table_outcomes,
+        channels_told(spark, lake, segments, row["requested_at"]),  # type: ignore[arg-type]
+        row["vacuumed_at"],  # type: ignore[arg-type]
+        row["retention_hours"],  # type: ignore[arg-type]
+    )
+    return status
+
+
+# ---------------------------------------------------------------- vacuum
+
+
+@dataclass
+class VacuumResult:
+    retention_hours: float
+    tables: list[dict[str, object]] = field(default_factory=list)
+    state_rows_deleted: int = 0
+    requests_covered: list[str] = field(default_factory=list)
+    requests_waiting: list[str] = field(default_factory=list)
+
+
+def delta_tables(spark: SparkSession, lake: str) -> list[str]:
+    """Every Delta table under the lake (a folder holding ``_delta_log``), as paths relative to it."""
+    fs, root = lk._hadoop_path(spark, lake)  # noqa: SLF001 - the lake module's own Hadoop handle
+    if not fs.exists(root):
+        return []
+    found: list[str] = []
+
+    def walk(path, rel: str, depth: int) -> None:  # noqa: ANN001 - a Hadoop Path
+        children = [s for s in fs.listStatus(path) if s.isDirectory()]
+        names = {s.getPath().getName() for s in children}
+        if "_delta_log" in names:
+            found.append(rel)
+            return
+        if depth >= TABLE_SEARCH_DEPTH:
+            return
+        for s in children:
+            name = s.getPath().getName()
+            if not name.startswith((".", "_")):
+                walk(s.getPath(), f"{rel}/{name}" if rel else name, depth + 1)
+
+    walk(root, "", 0)
+    return sorted(found)
+
+
+def _requests(spark: SparkSession, lake: str) -> list[dict[str, object]]:
+    if not lk.table_exists(spark, lake, tables.ERASURE_REQUESTS):
+        return []
+    return [r.asDict() for r in lk.read_table(spark, lake, tables.ERASURE_REQUESTS).collect()]
+
+
+def clean_delivery_state(spark: SparkSession, lake: str, requests: list[dict[str, object]]) -> int:
+    """Delete the erased keys from ``ops/delivery_state`` for the (channel, segment) pairs told since."""
+    if not requests or not lk.table_exists(spark, lake, tables.DELIVERY_STATE):
+        return 0
+    if not lk.table_exists(spark, lake, tables.ERASED_USERS):
+        return 0
+    pairs: set[tuple[str, str]] = set()
+    ids = set()
+    for req in requests:
+        segments = json.loads(str(req["tables_json"])).get(tables.AUDIENCE_PACKS, {}).get("segments", [])
+        told = [c for c in channels_told(spark, lake, segments, req["requested_at"]) if c.told_at]  # type: ignore[arg-type]
+        if told:
+            pairs |= {(c.channel, c.segment) for c in told}
+            ids.add(str(req["request_id"]))
+    if not pairs:
+        return 0
+    hashes = lk.read_table(spark, lake, tables.ERASED_USERS).select(F.col("user_hash").alias("hash"))
+    if lk.table_exists(spark, lake, tables.ERASED_IDENTIFIERS):
+        more = lk.read_table(spark, lake, tables.ERASED_IDENTIFIERS).select(F.col("value_hash").alias("hash"))
+        hashes = hashes.unionByName(more)
+    pairs_df = spark.createDataFrame(sorted(pairs), "channel string, segment string")
+    state = lk.read_table(spark, lake, tables.DELIVERY_STATE).join(
+        pairs_df, ["channel", "segment"], "left_semi"
+    )
+    keys = state.withColumn("hash", erasure_hash_col(F.col("user_key"))).join(hashes, "hash", "left_semi")
+    cols = ["channel", "segment", "run_date", "user_key"]
+    return delete_matching(spark, lake, tables.DELIVERY_STATE, keys.select(*cols), cols)
+
+
+def split_covered(
+    requests: list[dict[str, object]], now: datetime, retention_hours: float
+) -> tuple[list[str], list[str]]:
+    """(request ids a purge at ``now`` with this retention covers, ids still waiting): a request is
+    covered when it finished at least ``retention_hours`` before ``now`` (naive UTC times)."""
+    horizon = now - timedelta(hours=retention_hours)
+    covered, waiting = [], []
+    for req in sorted(requests, key=lambda r: str(r["request_id"])):
+        finished = req["finished_at"]
+        done = isinstance(finished, datetime) and finished <= horizon
+        (covered if done else waiting).append(str(req["request_id"]))
+    return covered, waiting
+
+
+def run_vacuum(
+    spark: SparkSession,
+    lake: str,
+    retention_hours: float = DEFAULT_RETENTION_HOURS,
+    *,
+    now: datetime | None = None,
+) -> VacuumResult:
+    """Clean the told channels' state, purge every table's history, stamp the requests covered."""
+    from dmp.spark.purge import purge_history
+
+    if retention_hours < 0:
+        raise DmpError(f"--retention-hours: expected 0 or more, got {retention_hours}")
+    result = VacuumResult(retention_hours)
+    requests = _requests(spark, lake)
+    result.state_rows_deleted = clean_delivery_state(spark, lake, requests)
+    for table in delta_tables(spark, lake):
+        report = purge_history(spark, tables.table_path(lake, table), retention_hours)
+        result.tables.append({k: v for k, v in asdict(report).items()} | {"table": table})
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
+    result.requests_covered, result.requests_waiting = split_covered(requests, stamp, retention_hours)
+    summary = json.dumps(
+        {
+            "tables": len(result.tables),
+            "files_removed": sum(int(t["files_removed"]) for t in result.tables),
+            "state_rows_deleted": result.state_rows_deleted,
+        }
+    )
+    for req in requests:
+        if str(req["request_id"]) in result.requests_covered and req["vacuumed_at"] is None:
+            req.update(vacuumed_at=stamp, retention_hours=retention_hours, vacuum_json=summary)
+            upsert_request(spark, lake, req)
+    return result
