@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Asset, CronDataIntervalTimetable, Metadata, Param, dag, get_current_context, task
 
 from dmp.contracts import tables
-from dmp.contracts.vocab import ERASURE_RETENTION_HOURS
 from dmp.orchestration.deltaread import open_table
 from dmp.orchestration.planning import USER_TAGS_ASSET, run_dates
 from dmp.orchestration.settings import default_args, setting
@@ -26,10 +25,6 @@ range of days in one run, which is how the demo and the end-to-end test load his
 and beside them `ingest_reference` (identities, suppression lists and consents of the landing folder,
 loaded with `dmp ingest-identities` / `ingest-suppression` / `ingest-consents` in one Spark application) → `stitch_identities`
 (`dmp identities stitch --date <last day>`: accounts → `silver/persons`, guarded; docs/identity.md).
-Last, `vacuum_erasures` (`dmp forget --vacuum`, docs/privacy.md "Erasure") purges the files older
-than the retention from every table of the lake, so rows erased by `dmp forget` cannot come back by
-time travel: hours from `params.erasure_retention_hours`, else Variable
-`dmp_erasure_retention_hours`, else 168 (one week; `0` only for a confirmed immediate purge).
 Identities are a snapshot, so a range run stitches once, as of its last day; a lake without
 `silver/identities` (a landing that never had identity files) has nothing to stitch.
 
@@ -75,13 +70,6 @@ def _range_args() -> list[str]:
         "date_to": _date_param(),
         "source": Param(
             None, type=["null", "string"], description="landing folder; default Variable dmp_landing"
-        ),
-        "erasure_retention_hours": Param(
-            None,
-            type=["null", "number"],
-            minimum=0,
-            description=f"vacuum_erasures: history kept; default Variable dmp_erasure_retention_hours, "
-            f"else {ERASURE_RETENTION_HOURS:g}",
         ),
     },
     doc_md=DOC,
@@ -144,22 +132,10 @@ def dmp_daily() -> None:
         start, end = _dates()
         yield Metadata(USER_TAGS, extra={"date_from": start, "date_to": end, "lake": setting("lake")})
 
-    @task(execution_timeout=timedelta(hours=1))
-    def vacuum_erasures() -> None:
-        """dmp forget --vacuum: purge deleted files older than the retention from every lake table."""
-        from airflow.sdk import Variable
-
-        hours = get_current_context()["params"].get("erasure_retention_hours")
-        if hours is None:
-            hours = Variable.get("dmp_erasure_retention_hours", default=None) or ERASURE_RETENTION_HOURS
-        args = ["forget", "--lake", setting("lake"), "--vacuum", "--retention-hours", str(float(hours))]
-        run_spark_job(CLI_STEP, args)
-
     gate = validate_user_tags()
     ingest() >> validate_events() >> aggregate() >> validate_user_daily() >> tags() >> gate
     # Packs need the suppression lists and persons, delivery needs identities: load them before publishing.
     ingest_reference() >> stitch_identities() >> gate
-    gate >> vacuum_erasures()
 
 
 dmp_daily()
