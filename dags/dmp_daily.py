@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Asset, CronDataIntervalTimetable, Metadata, Param, dag, get_current_context, task
 
 from dmp.contracts import tables
-from dmp.orchestration.deltaread import open_table
-from dmp.orchestration.planning import USER_TAGS_ASSET, run_dates
+from dmp.contracts.vocab import ERASURE_RETENTION_HOURS
+from dmp.orchestration.deltaread import delta_rows, open_table
+from dmp.orchestration.planning import USER_TAGS_ASSET, run_dates, waiting_erasures
 from dmp.orchestration.settings import default_args, setting
 from dmp.orchestration.submit import CLI_STEP, reference_commands, run_spark_job
 
@@ -25,6 +26,11 @@ range of days in one run, which is how the demo and the end-to-end test load his
 and beside them `ingest_reference` (identities, suppression lists and consents of the landing folder,
 loaded with `dmp ingest-identities` / `ingest-suppression` / `ingest-consents` in one Spark application) → `stitch_identities`
 (`dmp identities stitch --date <last day>`: accounts → `silver/persons`, guarded; docs/identity.md).
+Last, `vacuum_erasures` (`dmp forget --vacuum`, docs/privacy.md "Erasure") purges the old versions
+of the tables an erasure request deleted rows from, once the retention has passed, so time travel
+cannot bring the rows back: hours from `params.erasure_retention_hours`, else Variable
+`dmp_erasure_retention_hours`, else 168 (one week; `0` only for a confirmed immediate purge). While
+no request waits for its vacuum (read with delta-rs) it starts no Spark job.
 Identities are a snapshot, so a range run stitches once, as of its last day; a lake without
 `silver/identities` (a landing that never had identity files) has nothing to stitch.
 
@@ -70,6 +76,13 @@ def _range_args() -> list[str]:
         "date_to": _date_param(),
         "source": Param(
             None, type=["null", "string"], description="landing folder; default Variable dmp_landing"
+        ),
+        "erasure_retention_hours": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            description=f"vacuum_erasures: history kept; default Variable dmp_erasure_retention_hours, "
+            f"else {ERASURE_RETENTION_HOURS:g}",
         ),
     },
     doc_md=DOC,
@@ -132,10 +145,31 @@ def dmp_daily() -> None:
         start, end = _dates()
         yield Metadata(USER_TAGS, extra={"date_from": start, "date_to": end, "lake": setting("lake")})
 
+    @task(execution_timeout=timedelta(hours=2))
+    def vacuum_erasures() -> None:
+        """dmp forget --vacuum, when an erasure request waits for it (none: no Spark job)."""
+        from airflow.sdk import Variable
+
+        lake = setting("lake")
+        waiting = waiting_erasures(delta_rows(tables.table_path(lake, tables.ERASURE_REQUESTS)))
+        if not waiting:
+            print(
+                f"{tables.table_path(lake, tables.ERASURE_REQUESTS)}: no erasure request waits for a vacuum"
+            )
+            return
+        hours = get_current_context()["params"].get("erasure_retention_hours")
+        if hours is None:
+            hours = Variable.get("dmp_erasure_retention_hours", default=None) or ERASURE_RETENTION_HOURS
+        print(f"erasure requests waiting for their vacuum: {', '.join(waiting)}")
+        run_spark_job(
+            CLI_STEP, ["forget", "--lake", lake, "--vacuum", "--retention-hours", str(float(hours))]
+        )
+
     gate = validate_user_tags()
     ingest() >> validate_events() >> aggregate() >> validate_user_daily() >> tags() >> gate
     # Packs need the suppression lists and persons, delivery needs identities: load them before publishing.
     ingest_reference() >> stitch_identities() >> gate
+    gate >> vacuum_erasures()  # after the day's tables are written and gated
 
 
 dmp_daily()

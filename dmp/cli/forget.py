@@ -13,6 +13,7 @@ from rich.table import Table
 
 from dmp.cli.common import LakeOpt
 from dmp.contracts.errors import DmpError
+from dmp.contracts.tables import PERSONS
 from dmp.contracts.vocab import ERASURE_RETENTION_HOURS
 
 console = Console()
@@ -50,6 +51,20 @@ def forget_cmd(
             "--retention-hours", help="With --vacuum: keep this many hours of history (0 = purge now)."
         ),
     ] = DEFAULT_RETENTION_HOURS,
+    whole_person: Annotated[
+        bool,
+        typer.Option(
+            "--whole-person",
+            help="With --users: also erase every other account stitched to the same person (silver/persons).",
+        ),
+    ] = False,
+    all_tables: Annotated[
+        bool,
+        typer.Option(
+            "--all-tables",
+            help="With --vacuum: purge every Delta table of the lake, not only those the requests due erased from.",
+        ),
+    ] = False,
 ) -> None:
     """Erase accounts from every lake table, tombstone them, report a request, or vacuum."""
     modes = sum([users is not None or request_id is not None, status is not None, vacuum])
@@ -66,7 +81,7 @@ def forget_cmd(
     elif vacuum:
         from dmp.steps.forget_status import run_vacuum
 
-        res = run_vacuum(get_spark("dmp-forget-vacuum"), root, retention_hours)
+        res = run_vacuum(get_spark("dmp-forget-vacuum"), root, retention_hours, all_tables=all_tables)
         removed = sum(int(t["files_removed"]) for t in res.tables)
         console.print(
             escape(
@@ -85,7 +100,7 @@ def forget_cmd(
 
         ids = _read_users(users)
         spark = get_spark("dmp-forget")
-        res = run_forget(spark, root, ids, request_id)
+        res = run_forget(spark, root, ids, request_id, whole_persons=whole_person)
         wrote = ", ".join(res.wrote) or "nothing (no rows left to delete)"
         console.print(
             escape(f"forget {request_id}: {res.accounts} accounts; deleted from {wrote}"), highlight=False
@@ -103,6 +118,12 @@ def print_status(st) -> None:  # noqa: ANN001 - a dmp.steps.forget_status.Reques
     for table, outcome in sorted(st.tables.items()):
         rows.add_row(escape(table), escape(str(outcome["status"])), str(outcome["rows"]))
     console.print(rows)
+    others = st.tables.get(PERSONS, {}).get("other_accounts")
+    if others:
+        console.print(
+            f"kept: {others} other account(s) stitched to the same persons (erase them too with "
+            "dmp forget --whole-person, or list them in the request)"
+        )
     told = Table(title="channels that held their keys")
     for col in ("channel", "segment", "last delivery before", "told (next delivery)"):
         told.add_column(col)

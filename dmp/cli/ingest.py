@@ -75,12 +75,16 @@ def reconciliation_table(result: IngestResult) -> Table:
         table.add_row(f"    {reason}", str(n))
     table.add_row("  duplicates in batch", str(result.duplicates_in_batch))
     table.add_row("  duplicates already in lake", str(result.duplicates_in_lake))
+    if result.erased:
+        table.add_row("  erased accounts (dmp forget)", str(result.erased))
     if result.out_of_scope:
         table.add_row("other dates (not processed)", str(result.out_of_scope))
     if result.blank_lines:
         table.add_row("blank lines (not records)", str(result.blank_lines))
     verdict = "yes" if result.reconciled else "[bold red]NO[/]"
     equations = f"{result.rows_read} = {result.accepted} + {result.quarantined} + {result.duplicates}"
+    if result.erased:
+        equations += f" + {result.erased} erased"
     if result.files_ingested is not None:
         equations += f"; files {result.files} = {result.files_ingested} + {result.files_quarantined}"
     table.add_row("reconciled", f"{verdict}: {equations}")

@@ -247,3 +247,12 @@ def evaluation_batches(
         if run_date in batches:
             batches[run_date].add(segment)
     return [{"run_date": day, "segments": ",".join(sorted(segs))} for day, segs in sorted(batches.items())]
+
+
+# ------------------------------------------------------------------------------- erasure
+
+
+def waiting_erasures(requests: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Ids of the erasure requests (rows of ``ops/erasure_requests``) not vacuumed yet: while there
+    is none, ``dmp_daily``'s ``vacuum_erasures`` starts no Spark job (docs/privacy.md "Erasure")."""
+    return sorted(str(r["request_id"]) for r in requests if r.get("vacuumed_at") is None)

@@ -46,6 +46,7 @@ from dmp.transforms.erasure import (
     identifier_mention_keys,
     with_erased_flag,
 )
+from dmp.transforms.persons import expand_to_persons
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 # Tables whose rows are an account's (by its user_id column).
@@ -121,6 +122,15 @@ def collect_erased(spark: SparkSession, lake: str, users: Sequence[str]) -> Eras
         sorted({erasure_hash(k) for k in mentions}),
         sorted({erasure_hash(k) for k in deliveries} - set(user_hashes)),
     )
+
+
+def person_accounts(spark: SparkSession, lake: str, users: Sequence[str]) -> list[str]:
+    """``users`` and every other account stitched to the same persons (``silver/persons``)."""
+    if not lk.table_exists(spark, lake, tables.PERSONS):
+        return sorted(set(users))
+    keys_df = lk.read_table(spark, lake, tables.PERSONS).select("user_id", "person_id")
+    users_df = spark.createDataFrame([(u,) for u in users], "user_id string")
+    return sorted(r["user_id"] for r in expand_to_persons(users_df, keys_df).collect())
 
 
 def write_tombstones(spark: SparkSession, lake: str, erased: Erased, request_id: str, now: datetime) -> int:
@@ -287,17 +297,33 @@ def _merged_tables(
 
 
 def run_forget(
-    spark: SparkSession, lake: str, users: Sequence[str], request_id: str, *, now: datetime | None = None
+    spark: SparkSession,
+    lake: str,
+    users: Sequence[str],
+    request_id: str,
+    *,
+    now: datetime | None = None,
+    whole_persons: bool = False,
 ) -> ForgetResult:
-    """Tombstone, then delete ``users`` everywhere, then record the request (module docstring)."""
+    """Tombstone, then delete ``users`` everywhere, then record the request (module docstring).
+
+    ``whole_persons``: also every other account stitched to the same persons. Without it those
+    accounts are kept and counted (``tables_json`` ``silver/persons.other_accounts``), so the
+    status can say that the person still has data under them."""
     if not REQUEST_ID.match(request_id):
         raise DmpError(f"--request-id: expected 1-64 characters of [A-Za-z0-9_.:-], got {request_id!r}")
     stamp = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
     before = read_request(spark, lake, request_id)
     requested_at = before["requested_at"] if before else stamp
+    linked = person_accounts(spark, lake, users)
+    others = len(set(linked) - set(users))
+    if whole_persons:
+        users, others = linked, 0
     erased = collect_erased(spark, lake, users)
     new_tombstones = write_tombstones(spark, lake, erased, request_id, stamp)
     outcome = erase_tables(spark, lake, erased)
+    if outcome[tables.PERSONS]["status"] != MISSING:
+        outcome[tables.PERSONS]["other_accounts"] = others
     result = ForgetResult(request_id, requested_at, len(erased.users), outcome)  # type: ignore[arg-type]
     result.wrote = [t for t, o in outcome.items() if o["status"] == DELETED]
     if before is not None:
@@ -316,5 +342,7 @@ def run_forget(
         tables_json=json.dumps(result.tables, sort_keys=True),
         finished_at=before["finished_at"] if before and not result.wrote else stamp,
     )
+    if result.wrote:  # rows deleted now are in old versions again: the request needs a new vacuum
+        row.update(vacuumed_at=None, retention_hours=None, vacuum_json=None)
     upsert_request(spark, lake, row)
     return result

@@ -7,12 +7,16 @@ were cleaned) before the request; it has been *told* once a successful delivery 
 segment is recorded in ``ops/deliveries`` after the request: an incremental channel's ``remove``
 file held the keys (its state still had them), a full channel's file simply no longer holds them.
 
-**Vacuum** (:func:`run_vacuum`): first the ``ops/delivery_state`` rows of erased keys are deleted
-for the (channel, segment) pairs that have been told (the others keep them: their next diff still
-needs them); then :func:`dmp.spark.purge.purge_history` removes, in every Delta table under the
-lake, the files and log entries older than the retention (default ``DEFAULT_RETENTION_HOURS``;
-``0`` = purge now). Requests finished before ``now - retention`` are then stamped ``vacuumed_at``:
-their deleted rows are no longer in any file of the lake.
+**Vacuum** (:func:`run_vacuum`), for the requests not vacuumed yet: first the
+``ops/delivery_state`` rows of erased keys are deleted for the (channel, segment) pairs that have
+been told (the others keep them: their next diff still needs them); a request all of whose channels
+were told records when (``tables_json`` ``ops/delivery_state.cleaned_at``). A request is *due* once
+it finished, and its state rows were deleted, at least the retention (default
+``DEFAULT_RETENTION_HOURS``; ``0`` = purge now) before the vacuum. Then
+:func:`dmp.spark.purge.purge_history` removes the files and log entries older than the retention
+from every table the due requests were erased from (``all_tables``: from every Delta table under
+the lake), and the due requests are stamped ``vacuumed_at``: their deleted rows are in no file of
+the lake any more. With no request waiting, the vacuum reads ``ops/erasure_requests`` and stops.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from dmp.contracts.errors import DmpError
 from dmp.contracts.status import DeliveryStatus
 from dmp.contracts.vocab import ERASURE_RETENTION_HOURS
 from dmp.spark import lake as lk
-from dmp.steps.forget import delete_matching, read_request, upsert_request
+from dmp.steps.forget import DELETED, KEPT, MISSING, NOTHING, delete_matching, read_request, upsert_request
 from dmp.transforms.erasure import erasure_hash_col
 
 # One week: the time a running job, a reader or a time-travel query of the last days keeps working
@@ -153,22 +157,32 @@ def _requests(spark: SparkSession, lake: str) -> list[dict[str, object]]:
     return [r.asDict() for r in lk.read_table(spark, lake, tables.ERASURE_REQUESTS).collect()]
 
 
+def _segments(req: dict[str, object]) -> list[str]:
+    return list(json.loads(str(req["tables_json"])).get(tables.AUDIENCE_PACKS, {}).get("segments", []))
+
+
 def clean_delivery_state(spark: SparkSession, lake: str, requests: list[dict[str, object]]) -> int:
     """Delete the erased keys from ``ops/delivery_state`` for the (channel, segment) pairs told since."""
+    return _clean_delivery_state(spark, lake, requests)[0]
+
+
+def _clean_delivery_state(
+    spark: SparkSession, lake: str, requests: list[dict[str, object]]
+) -> tuple[int, list[str]]:
+    """(state rows deleted, ids of the requests every channel of which has now been told)."""
     if not requests or not lk.table_exists(spark, lake, tables.DELIVERY_STATE):
-        return 0
+        return 0, [str(r["request_id"]) for r in requests]
     if not lk.table_exists(spark, lake, tables.ERASED_USERS):
-        return 0
+        return 0, []
     pairs: set[tuple[str, str]] = set()
-    ids = set()
+    all_told: list[str] = []
     for req in requests:
-        segments = json.loads(str(req["tables_json"])).get(tables.AUDIENCE_PACKS, {}).get("segments", [])
-        told = [c for c in channels_told(spark, lake, segments, req["requested_at"]) if c.told_at]  # type: ignore[arg-type]
-        if told:
-            pairs |= {(c.channel, c.segment) for c in told}
-            ids.add(str(req["request_id"]))
+        channels = channels_told(spark, lake, _segments(req), req["requested_at"])  # type: ignore[arg-type]
+        pairs |= {(c.channel, c.segment) for c in channels if c.told_at}
+        if all(c.told_at for c in channels):
+            all_told.append(str(req["request_id"]))
     if not pairs:
-        return 0
+        return 0, all_told
     hashes = lk.read_table(spark, lake, tables.ERASED_USERS).select(F.col("user_hash").alias("hash"))
     if lk.table_exists(spark, lake, tables.ERASED_IDENTIFIERS):
         more = lk.read_table(spark, lake, tables.ERASED_IDENTIFIERS).select(F.col("value_hash").alias("hash"))
@@ -179,21 +193,69 @@ def clean_delivery_state(spark: SparkSession, lake: str, requests: list[dict[str
     )
     keys = state.withColumn("hash", erasure_hash_col(F.col("user_key"))).join(hashes, "hash", "left_semi")
     cols = ["channel", "segment", "run_date", "user_key"]
-    return delete_matching(spark, lake, tables.DELIVERY_STATE, keys.select(*cols), cols)
+    return delete_matching(spark, lake, tables.DELIVERY_STATE, keys.select(*cols), cols), all_told
+
+
+def _at(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def request_due(req: dict[str, object], now: datetime, retention_hours: float) -> bool:
+    """Whether a purge at ``now`` with this retention makes request ``req`` final: it finished at
+    least ``retention_hours`` before ``now`` and so did the deletion of its keys from
+    ``ops/delivery_state`` (done once every channel that held them was told), naive UTC times."""
+    horizon = now - timedelta(hours=retention_hours)
+    finished = _at(req["finished_at"])
+    if finished is None or finished > horizon:
+        return False
+    state = json.loads(str(req["tables_json"])).get(tables.DELIVERY_STATE, {})
+    if state.get("status") == KEPT:
+        return False
+    cleaned = _at(state.get("cleaned_at"))
+    return cleaned is None or cleaned <= horizon
 
 
 def split_covered(
     requests: list[dict[str, object]], now: datetime, retention_hours: float
 ) -> tuple[list[str], list[str]]:
-    """(request ids a purge at ``now`` with this retention covers, ids still waiting): a request is
-    covered when it finished at least ``retention_hours`` before ``now`` (naive UTC times)."""
-    horizon = now - timedelta(hours=retention_hours)
+    """(ids of the requests a purge at ``now`` with this retention makes final, ids still waiting)."""
     covered, waiting = [], []
     for req in sorted(requests, key=lambda r: str(r["request_id"])):
-        finished = req["finished_at"]
-        done = isinstance(finished, datetime) and finished <= horizon
-        (covered if done else waiting).append(str(req["request_id"]))
+        (covered if request_due(req, now, retention_hours) else waiting).append(str(req["request_id"]))
     return covered, waiting
+
+
+def purge_scope(requests: list[dict[str, object]]) -> list[str]:
+    """The tables whose history can hold the accounts of these requests: every table ``dmp forget``
+    erased from (``tables_json``), also where it found no row (an older version, replaced by a
+    rebuild before the request, can still hold them); not the ones that did not exist."""
+    scope: set[str] = set()
+    for req in requests:
+        for table, outcome in json.loads(str(req["tables_json"])).items():
+            if outcome.get("status") != MISSING:
+                scope.add(table)
+    return sorted(scope)
+
+
+def _mark_state_cleaned(
+    spark: SparkSession, lake: str, requests: list[dict[str, object]], told: list[str], stamp: datetime
+) -> None:
+    """Record, in each fully told request still marked ``kept_until_delivery``, that its keys left
+    ``ops/delivery_state`` now (the purge can only remove those files a retention later)."""
+    for req in requests:
+        outcomes = json.loads(str(req["tables_json"]))
+        state = outcomes.get(tables.DELIVERY_STATE, {})
+        if str(req["request_id"]) not in told or state.get("status") != KEPT:
+            continue
+        rows = int(state.get("rows", 0))
+        state = {"status": DELETED if rows else NOTHING, "rows": rows}
+        if rows:
+            state["cleaned_at"] = stamp.isoformat()
+        outcomes[tables.DELIVERY_STATE] = state
+        req["tables_json"] = json.dumps(outcomes, sort_keys=True)
+        upsert_request(spark, lake, req)
 
 
 def run_vacuum(
@@ -202,29 +264,39 @@ def run_vacuum(
     retention_hours: float = DEFAULT_RETENTION_HOURS,
     *,
     now: datetime | None = None,
+    all_tables: bool = False,
 ) -> VacuumResult:
-    """Clean the told channels' state, purge every table's history, stamp the requests covered."""
+    """Clean the told channels' state, purge the history of the tables the requests now due were
+    erased from (``all_tables``: of every Delta table under the lake), stamp those requests.
+
+    Nothing to do (no request waiting for its vacuum) costs one read of ``ops/erasure_requests``."""
     from dmp.spark.purge import purge_history
 
     if retention_hours < 0:
         raise DmpError(f"--retention-hours: expected 0 or more, got {retention_hours}")
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
     result = VacuumResult(retention_hours)
-    requests = _requests(spark, lake)
-    result.state_rows_deleted = clean_delivery_state(spark, lake, requests)
-    for table in delta_tables(spark, lake):
+    requests = [r for r in _requests(spark, lake) if r["vacuumed_at"] is None]
+    if requests:
+        result.state_rows_deleted, told = _clean_delivery_state(spark, lake, requests)
+        _mark_state_cleaned(spark, lake, requests, told, stamp)
+    result.requests_covered, result.requests_waiting = split_covered(requests, stamp, retention_hours)
+    due = [r for r in requests if str(r["request_id"]) in result.requests_covered]
+    if all_tables:
+        scope = delta_tables(spark, lake)
+    else:
+        scope = [t for t in purge_scope(due) if lk.table_exists(spark, lake, t)]
+    for table in scope:
         report = purge_history(spark, tables.table_path(lake, table), retention_hours)
         result.tables.append({k: v for k, v in asdict(report).items()} | {"table": table})
-    stamp = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
-    result.requests_covered, result.requests_waiting = split_covered(requests, stamp, retention_hours)
     summary = json.dumps(
         {
-            "tables": len(result.tables),
+            "tables": [t["table"] for t in result.tables],
             "files_removed": sum(int(t["files_removed"]) for t in result.tables),
             "state_rows_deleted": result.state_rows_deleted,
         }
     )
-    for req in requests:
-        if str(req["request_id"]) in result.requests_covered and req["vacuumed_at"] is None:
-            req.update(vacuumed_at=stamp, retention_hours=retention_hours, vacuum_json=summary)
-            upsert_request(spark, lake, req)
+    for req in due:
+        req.update(vacuumed_at=stamp, retention_hours=retention_hours, vacuum_json=summary)
+        upsert_request(spark, lake, req)
     return result

@@ -13,9 +13,6 @@ docs/privacy.md "Not built yet"); the delivered jd_ads files hold only hashes.
 
 from __future__ import annotations
 
-import gzip
-from pathlib import Path
-
 import pytest
 
 from dmp.cli import run
@@ -25,6 +22,7 @@ from dmp.spark import lake as lk
 from dmp.steps.deliver import deliver
 from dmp.steps.forget_status import request_status
 from tests.steps.test_delivery import CHANNELS_YAML, D1, D2, JD_KEYS, TARGETS, TREATMENT, write_lake
+from tests.support.delivered import csv_rows, local_channels_dir
 from tests.support.lake_scan import find_strings
 
 pytestmark = pytest.mark.integration
@@ -40,15 +38,8 @@ RAW_IDS = [
 ]
 
 
-def _rows(path: Path) -> set[tuple[str, ...]]:
-    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
-    return {tuple(line.split(",")) for line in lines[1:]}
-
-
 def test_forget_deliver_vacuum_then_no_byte_of_them_in_the_lake(spark, lake, tmp_path, monkeypatch) -> None:
-    segments = tmp_path / "segments"
-    segments.mkdir()
-    (segments / "channels.yaml").write_text(CHANNELS_YAML)
+    segments = local_channels_dir(tmp_path, CHANNELS_YAML)
     out = tmp_path / "out"
     monkeypatch.setenv("DMP_TEST_ROOT", out.as_uri())
     channels = load_channels(segments)
@@ -66,11 +57,13 @@ def test_forget_deliver_vacuum_then_no_byte_of_them_in_the_lake(spark, lake, tmp
     # u3 leaves the pack on D2 by itself; the erased three are removed on top of it, u9 enters.
     erased_keys = set().union(*(JD_KEYS.get(u, set()) for u in ERASED))
     assert erased_keys == JD_KEYS["u1"] | JD_KEYS["u2"] | JD_KEYS["u4"] and len(erased_keys) == 4
-    assert _rows(jd / "2026-03-15/remove/part-00000.csv.gz") == erased_keys | JD_KEYS["u3"]
-    assert _rows(jd / "2026-03-15/add/part-00000.csv.gz") == JD_KEYS["u9"]
+    assert csv_rows(jd / "2026-03-15/remove/part-00000.csv.gz") == erased_keys | JD_KEYS["u3"]
+    assert csv_rows(jd / "2026-03-15/add/part-00000.csv.gz") == JD_KEYS["u9"]
     coupon = out / "coupons/coupon_center/spring"
-    assert not {r[0] for r in _rows(coupon / "2026-03-15/full/part-00000.csv.gz")} & set(ERASED)
-    assert set(ERASED) <= {r[0] for r in _rows(coupon / "2026-03-14/full/part-00000.csv.gz")}  # sent before
+    assert not {r[0] for r in csv_rows(coupon / "2026-03-15/full/part-00000.csv.gz")} & set(ERASED)
+    assert set(ERASED) <= {
+        r[0] for r in csv_rows(coupon / "2026-03-14/full/part-00000.csv.gz")
+    }  # sent before
     st = request_status(spark, lake, "t-7")
     assert sorted((c.channel, c.told_at is not None) for c in st.channels) == [
         ("coupon_center", True),

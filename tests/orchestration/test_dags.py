@@ -99,7 +99,9 @@ def test_every_dag_has_tags_owner_doc_retries_timeouts(bag: dict) -> None:
 def test_daily_runs_the_steps_in_order_and_publishes_the_tag_asset(bag: dict) -> None:
     daily = bag["dags"]["dmp_daily"]
     order = ["ingest", "validate_events", "aggregate", "validate_user_daily", "tags", "validate_user_tags"]
-    assert sorted(daily["tasks"]) == sorted([*order, "ingest_reference", "stitch_identities"])
+    assert sorted(daily["tasks"]) == sorted(
+        [*order, "ingest_reference", "stitch_identities", "vacuum_erasures"]
+    )
     for before, after in zip(order[:-2], order[1:-1], strict=True):
         assert daily["tasks"][after]["upstream"] == [before]
     assert daily["tasks"]["ingest"]["upstream"] == []
@@ -107,6 +109,8 @@ def test_daily_runs_the_steps_in_order_and_publishes_the_tag_asset(bag: dict) ->
     assert daily["tasks"]["stitch_identities"]["upstream"] == ["ingest_reference"]
     assert daily["tasks"]["validate_user_tags"]["upstream"] == ["stitch_identities", "tags"]
     assert daily["tasks"]["validate_user_tags"]["outlets"] == ["dmp_user_tags"]
+    # The erasure purge runs last, once the day's tables are written (docs/privacy.md, "Erasure").
+    assert daily["tasks"]["vacuum_erasures"]["upstream"] == ["validate_user_tags"]
     assert {"date_from", "date_to", "source"} <= set(daily["params"])
 
 

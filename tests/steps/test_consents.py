@@ -6,7 +6,6 @@ each user written out there), consent events written here.
 
 from __future__ import annotations
 
-import gzip
 import json
 import shutil
 from dataclasses import replace
@@ -31,6 +30,7 @@ from tests.steps.test_delivery import (
     coupon_expected,
     write_lake,
 )
+from tests.support.delivered import csv_rows, local_channels_dir
 
 AD, MK = "ad_personalization", "marketing_messages"
 NOW = datetime(2026, 9, 1)
@@ -98,16 +98,8 @@ def test_ingest_reconciles_quarantines_and_keeps_the_latest_whatever_the_order(s
 
 @pytest.fixture()
 def segments_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "segments"
-    folder.mkdir()
-    (folder / "channels.yaml").write_text(CHANNELS_YAML)
     monkeypatch.setenv("DMP_TEST_ROOT", (tmp_path / "out").as_uri())
-    return folder
-
-
-def _rows(path: Path) -> set[tuple[str, ...]]:
-    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
-    return {tuple(line.split(",")) for line in lines[1:]}
+    return local_channels_dir(tmp_path, CHANNELS_YAML)
 
 
 def test_a_revoked_consent_is_removed_on_the_next_delivery_of_each_channel_for_that_purpose(
@@ -120,7 +112,7 @@ def test_a_revoked_consent_is_removed_on_the_next_delivery_of_each_channel_for_t
     out = tmp_path / "out"
     deliver(spark, lake, [D1], TARGETS, channels)
     jd = out / "ads/jd_ads/spring"
-    assert _rows(jd / "2026-03-14/full/part-00000.csv.gz") == set().union(
+    assert csv_rows(jd / "2026-03-14/full/part-00000.csv.gz") == set().union(
         *(JD_KEYS.get(u, set()) for u in TREATMENT[D1])
     )
 
@@ -130,8 +122,8 @@ def test_a_revoked_consent_is_removed_on_the_next_delivery_of_each_channel_for_t
 
     # Between D1 and D2 the pack itself gains u9 and loses u3; u2 is still in it.
     assert "u2" in TREATMENT[D2]
-    assert _rows(jd / "2026-03-15/remove/part-00000.csv.gz") == JD_KEYS["u2"] | JD_KEYS["u3"]
-    assert _rows(jd / "2026-03-15/add/part-00000.csv.gz") == JD_KEYS["u9"]
+    assert csv_rows(jd / "2026-03-15/remove/part-00000.csv.gz") == JD_KEYS["u2"] | JD_KEYS["u3"]
+    assert csv_rows(jd / "2026-03-15/add/part-00000.csv.gz") == JD_KEYS["u9"]
     manifest = json.loads((jd / "2026-03-15/manifest.json").read_text())
     assert manifest["consent_purpose"] == AD
     assert manifest["counts"]["excluded_by_reason"] == {"revoked": 1}
@@ -139,7 +131,7 @@ def test_a_revoked_consent_is_removed_on_the_next_delivery_of_each_channel_for_t
     assert manifest["source_tables"][tables.CONSENTS] == lk.table_version(spark, lake, tables.CONSENTS)
     # The coupon channel asks for marketing messages, which u2 still allows.
     coupon = out / "coupons/coupon_center/spring/2026-03-15/full/part-00000.csv.gz"
-    assert _rows(coupon) == coupon_expected(D2)
+    assert csv_rows(coupon) == coupon_expected(D2)
 
     # A redelivery of D2 is unchanged; a later date still leaves u2 out.
     again = deliver(spark, lake, [D2], TARGETS, channels)
@@ -159,7 +151,7 @@ def test_a_lake_without_consents_delivers_nobody_and_says_why(spark, lake, segme
     assert jd.counts["excluded_by_reason"] == {"no_consent": len(TREATMENT[D1])}
     assert "silver/consents does not exist: nobody has consented" in jd.message
     full = tmp_path / "out/ads/jd_ads/spring/2026-03-14/full/part-00000.csv.gz"
-    assert _rows(full) == set()
+    assert csv_rows(full) == set()
 
 
 def test_min_size_is_checked_again_after_consent(spark, lake, segments_dir, tmp_path) -> None:
@@ -180,9 +172,9 @@ def test_min_size_is_checked_again_after_consent(spark, lake, segments_dir, tmp_
     assert (jd.counts["matched_users"], jd.counts["delivered_rows"]) == (0, 0)
     assert jd.counts["excluded_by_reason"] == {"below_min_size": 5, "revoked": 2}
     out = tmp_path / "out"
-    assert _rows(out / "ads/jd_ads/spring/2026-03-14/full/part-00000.csv.gz") == set()
+    assert csv_rows(out / "ads/jd_ads/spring/2026-03-14/full/part-00000.csv.gz") == set()
     coupon = results["coupon_center"]
     assert coupon.counts["excluded_users"] == 0 and "min_size" not in coupon.message
-    assert _rows(out / "coupons/coupon_center/spring/2026-03-14/full/part-00000.csv.gz") == coupon_expected(
-        D1
-    )
+    assert csv_rows(
+        out / "coupons/coupon_center/spring/2026-03-14/full/part-00000.csv.gz"
+    ) == coupon_expected(D1)

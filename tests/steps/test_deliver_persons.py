@@ -4,7 +4,6 @@ accounts was delivered before the persons merged. Known answers: tests/steps/tes
 
 from __future__ import annotations
 
-import gzip
 import json
 from datetime import date, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from dmp.spark.schemas import PERSON_IDENTIFIERS_SCHEMA, PERSONS_SCHEMA
 from dmp.steps.deliver import deliver
 from dmp.transforms.stitching import person_id_for
 from tests.steps.test_delivery import CHANNELS_YAML, D1, D2, IDENTITY_ROWS, JD_KEYS, TARGETS, md5, write_lake
+from tests.support.delivered import csv_rows, local_channels_dir
 from tests.support.factories import write_consents
 
 FIRST = date(2026, 1, 1)
@@ -45,16 +45,8 @@ def _write_persons(spark, lake: str) -> None:
 
 @pytest.fixture()
 def segments_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "segments"
-    folder.mkdir()
-    (folder / "channels.yaml").write_text(CHANNELS_YAML)
     monkeypatch.setenv("DMP_TEST_ROOT", (tmp_path / "out").as_uri())
-    return folder
-
-
-def _rows(path: Path) -> set[tuple[str, ...]]:
-    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
-    return {tuple(line.split(",")) for line in lines[1:]}
+    return local_channels_dir(tmp_path, CHANNELS_YAML)
 
 
 def test_a_merge_into_a_holdout_person_removes_the_treated_account_and_persons_bring_their_ids(
@@ -67,18 +59,18 @@ def test_a_merge_into_a_holdout_person_removes_the_treated_account_and_persons_b
     channels = load_channels(segments_dir)
     deliver(spark, lake, [D1], TARGETS, channels)
     jd = tmp_path / "out" / "ads/jd_ads/spring"
-    assert JD_KEYS["u4"] <= _rows(jd / "2026-03-14/full/part-00000.csv.gz")
+    assert JD_KEYS["u4"] <= csv_rows(jd / "2026-03-14/full/part-00000.csv.gz")
 
     _write_persons(spark, lake)
     deliver(spark, lake, [D2], TARGETS, channels)
     u10_key = {("oaid", md5(U10_OAID.lower()))}
-    assert _rows(jd / "2026-03-15/remove/part-00000.csv.gz") == JD_KEYS["u3"] | JD_KEYS["u4"]
-    assert _rows(jd / "2026-03-15/add/part-00000.csv.gz") == JD_KEYS["u9"] | u10_key
+    assert csv_rows(jd / "2026-03-15/remove/part-00000.csv.gz") == JD_KEYS["u3"] | JD_KEYS["u4"]
+    assert csv_rows(jd / "2026-03-15/add/part-00000.csv.gz") == JD_KEYS["u9"] | u10_key
     manifest = json.loads((jd / "2026-03-15/manifest.json").read_text())
     assert manifest["counts"]["excluded_by_reason"] == {"holdout_person": 1}
     assert manifest["source_tables"][tables.PERSONS] == 0
     coupons = tmp_path / "out" / "coupons/coupon_center/spring/2026-03-15/full/part-00000.csv.gz"
-    assert {r[0] for r in _rows(coupons)} == {"u1", "u2", "u5", "u6", "u8", "u9"}  # not u4, nor u7
+    assert {r[0] for r in csv_rows(coupons)} == {"u1", "u2", "u5", "u6", "u8", "u9"}  # not u4, nor u7
 
 
 def test_a_withdrawal_on_another_account_of_the_person_stops_the_delivery(
@@ -96,8 +88,8 @@ def test_a_withdrawal_on_another_account_of_the_person_stops_the_delivery(
     expected = (
         JD_KEYS["u1"] | JD_KEYS["u2"] | JD_KEYS["u3"] | JD_KEYS["u8"]
     )  # not u4 (holdout person), not u5
-    assert _rows(jd / "full/part-00000.csv.gz") == expected
+    assert csv_rows(jd / "full/part-00000.csv.gz") == expected
     manifest = json.loads((jd / "manifest.json").read_text())
     assert manifest["counts"]["excluded_by_reason"] == {"holdout_person": 1, "revoked": 1}
     coupons = out / "coupons/coupon_center/spring/2026-03-14/full/part-00000.csv.gz"
-    assert {r[0] for r in _rows(coupons)} == {"u1", "u2", "u3", "u5", "u6", "u8"}
+    assert {r[0] for r in csv_rows(coupons)} == {"u1", "u2", "u3", "u5", "u6", "u8"}

@@ -8,13 +8,17 @@ email) are erased; ``u00000420`` (an id that *contains* ``u0000042``) and ``u000
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from dmp.cli import run
+from dmp.cli.ingest import reconciliation_table
 from dmp.contracts import tables
 from dmp.contracts.errors import DmpError
 from dmp.contracts.identity_guards import IdentityGuards
@@ -83,6 +87,12 @@ def _write(path: Path, lines: list[str]) -> str:
 
 def _users(spark, lake: str, table: str) -> list[str]:
     return sorted(r["user_id"] for r in lk.read_table(spark, lake, table).select("user_id").collect())
+
+
+def _printed(renderable: object) -> str:
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
 
 
 def _versions(spark, lake: str) -> dict[str, int | None]:
@@ -202,7 +212,7 @@ def test_the_accounts_are_gone_from_every_table_and_the_others_untouched(spark, 
         tables.IDENTITIES_QUARANTINE: {"status": "deleted", "rows": 2},
         tables.CONSENTS: {"status": "deleted", "rows": 2},
         tables.CONSENTS_QUARANTINE: {"status": "deleted", "rows": 1},
-        tables.PERSONS: {"status": "deleted", "rows": 2},
+        tables.PERSONS: {"status": "deleted", "rows": 2, "other_accounts": 1},  # u0000099, u0000042's person
         tables.PERSON_IDENTIFIERS: {"status": "deleted", "rows": 1},
         tables.USER_DAILY: {"status": "deleted", "rows": 2},
         tables.USER_TAGS: {"status": "deleted", "rows": 2},
@@ -239,6 +249,7 @@ def test_status_says_which_channels_were_told_and_the_rerun_changes_nothing(spar
     out = capsys.readouterr().out
     assert "erasure request req-1: 2 accounts" in out
     assert "jd_ads" in out and "not yet" in out and "vacuum: pending" in out
+    assert "kept: 1 other account(s) stitched to the same persons" in out
     assert (
         clean_delivery_state(
             spark, lake, [r.asDict() for r in lk.read_table(spark, lake, tables.ERASURE_REQUESTS).collect()]
@@ -267,6 +278,9 @@ def test_reingest_of_the_original_sources_keeps_them_out_and_reconciles(spark, f
         1,
     )
     assert events.reconciled
+    printed = _printed(reconciliation_table(events))
+    assert re.search(r"erased accounts \(dmp forget\)\s*│\s*7\s*│", printed), printed
+    assert "11 = 0 + 1 + 3 + 7 erased" in printed
     assert _users(spark, lake, tables.EVENTS) == ["u00000420", "u00000420", "u0000099"]
     assert lk.read_table(spark, lake, tables.EVENTS_QUARANTINE).count() == 1
     ids = run_ingest_identities(spark, lake, sources["identities"], now=INGEST_AT)
@@ -294,10 +308,44 @@ def test_vacuum_leaves_no_byte_of_them_in_any_file_of_the_lake(spark, forgotten)
     lake, _result, _ = forgotten
     before = find_strings(lake, NEEDLES)
     assert {h.needle for h in before} == set(NEEDLES)  # old versions still hold them
+    # A week's retention: the request finished long ago, but its delivery_state keys are deleted by
+    # this very vacuum (jd_ads was told), so it waits a week for them and nothing is purged yet.
+    waiting = run_vacuum(spark, lake)
+    assert (waiting.requests_waiting, waiting.tables, waiting.state_rows_deleted) == (["req-1"], [], 0)
+    assert find_strings(lake, NEEDLES) != []
     res = run_vacuum(spark, lake, 0.0)
     assert res.requests_covered == ["req-1"]
-    assert {t["table"] for t in res.tables} >= {tables.EVENTS, tables.ERASURE_REQUESTS, tables.DELIVERY_STATE}
+    # Only the tables dmp forget erased from are purged (they are the ones that can hold them).
+    erased_from = {t for t, o in _result.tables.items() if o["status"] != "missing"}
+    assert {t["table"] for t in res.tables} == erased_from
+    assert tables.DELIVERY_STATE in erased_from and tables.ERASURE_REQUESTS not in erased_from
     assert find_strings(lake, NEEDLES) == []
     st = request_status(spark, lake, "req-1")
     assert st.vacuumed_at is not None and st.retention_hours == 0.0
+    assert st.tables[tables.DELIVERY_STATE]["status"] == "deleted"
+    # Nothing waits any more: the next vacuum purges nothing and writes no table version.
+    versions = _versions(spark, lake)
+    again = run_vacuum(spark, lake, 0.0)
+    assert (again.tables, again.requests_covered, again.requests_waiting) == ([], [], [])
+    assert _versions(spark, lake) == versions
     assert _users(spark, lake, tables.EVENTS) == ["u00000420", "u00000420", "u0000099"]
+
+
+def test_whole_persons_erases_every_account_stitched_to_them(spark, tmp_path) -> None:
+    """Persons {a1, a2} and {b1}: erasing a1 by account keeps a2 (counted as another account of the
+    person); with ``whole_persons`` a2 goes too, and b1 stays either way."""
+    persons = [("a1", "a1", DAY), ("a2", "a1", DAY), ("b1", "b1", DAY)]
+    daily = [(u, DAY, 1) for u in ("a1", "a2", "b1")]
+    for name, whole, left, others in (("by-account", False, ["a2", "b1"], 1), ("whole", True, ["b1"], 0)):
+        lake = str(tmp_path / name)
+        lk.overwrite_table(spark.createDataFrame(persons, schemas.PERSONS_SCHEMA), lake, tables.PERSONS)
+        lk.overwrite_table(
+            spark.createDataFrame(daily, "user_id string, event_date date, views long"),
+            lake,
+            tables.USER_DAILY,
+        )
+        res = run_forget(spark, lake, ["a1"], f"r-{name}", now=FORGET_AT, whole_persons=whole)
+        assert _users(spark, lake, tables.USER_DAILY) == left, name
+        assert _users(spark, lake, tables.PERSONS) == left, name
+        assert res.accounts == (2 if whole else 1)
+        assert res.tables[tables.PERSONS]["other_accounts"] == others
