@@ -28,7 +28,8 @@ loaded with `dmp ingest-identities` / `ingest-suppression` / `ingest-consents` i
 (`dmp identities stitch --date <last day>`: accounts → `silver/persons`, guarded; docs/identity.md).
 Last, `vacuum_erasures` (`dmp forget --vacuum`, docs/privacy.md "Erasure") purges the old versions
 of the tables an erasure request deleted rows from, once the retention has passed, so time travel
-cannot bring the rows back: hours from `params.erasure_retention_hours`, else Variable
+cannot bring the rows back, and scrubs the files delivered before the request on every channel of
+`channels.yaml` (Variable `dmp_segments`): hours from `params.erasure_retention_hours`, else Variable
 `dmp_erasure_retention_hours`, else 168 (one week; `0` only for a confirmed immediate purge). While
 no request waits for its vacuum (read with delta-rs) it starts no Spark job.
 Identities are a snapshot, so a range run stitches once, as of its last day; a lake without
@@ -60,6 +61,23 @@ def _dates() -> tuple[str, str]:
 def _range_args() -> list[str]:
     start, end = _dates()
     return ["--lake", setting("lake"), "--from", start, "--to", end]
+
+
+def _vacuum_args() -> list[str] | None:
+    """``dmp forget --vacuum`` for the requests waiting for it; None (and a message) when none does."""
+    from airflow.sdk import Variable
+
+    lake = setting("lake")
+    waiting = waiting_erasures(delta_rows(tables.table_path(lake, tables.ERASURE_REQUESTS)))
+    if not waiting:
+        print(f"{tables.table_path(lake, tables.ERASURE_REQUESTS)}: no erasure request waits for a vacuum")
+        return None
+    hours = get_current_context()["params"].get("erasure_retention_hours")
+    if hours is None:
+        hours = Variable.get("dmp_erasure_retention_hours", default=None) or ERASURE_RETENTION_HOURS
+    print(f"erasure requests waiting for their vacuum: {', '.join(waiting)}")
+    args = ["forget", "--lake", lake, "--segments", setting("segments"), "--vacuum"]
+    return [*args, "--retention-hours", str(float(hours))]
 
 
 @dag(
@@ -148,22 +166,9 @@ def dmp_daily() -> None:
     @task(execution_timeout=timedelta(hours=2))
     def vacuum_erasures() -> None:
         """dmp forget --vacuum, when an erasure request waits for it (none: no Spark job)."""
-        from airflow.sdk import Variable
-
-        lake = setting("lake")
-        waiting = waiting_erasures(delta_rows(tables.table_path(lake, tables.ERASURE_REQUESTS)))
-        if not waiting:
-            print(
-                f"{tables.table_path(lake, tables.ERASURE_REQUESTS)}: no erasure request waits for a vacuum"
-            )
-            return
-        hours = get_current_context()["params"].get("erasure_retention_hours")
-        if hours is None:
-            hours = Variable.get("dmp_erasure_retention_hours", default=None) or ERASURE_RETENTION_HOURS
-        print(f"erasure requests waiting for their vacuum: {', '.join(waiting)}")
-        run_spark_job(
-            CLI_STEP, ["forget", "--lake", lake, "--vacuum", "--retention-hours", str(float(hours))]
-        )
+        args = _vacuum_args()
+        if args:
+            run_spark_job(CLI_STEP, args)
 
     gate = validate_user_tags()
     ingest() >> validate_events() >> aggregate() >> validate_user_daily() >> tags() >> gate

@@ -45,7 +45,7 @@ def lake(tmp_path: Path) -> str:
 
 # Slowest files first: under `make test` (pytest-xdist, `--dist loadfile`) each worker starts with
 # one of them while the unit tests fill the gaps, instead of both heavy files starting last.
-HEAVY_FIRST = ("test_e2e_airflow.py", "test_cluster_standalone.py")
+HEAVY_FIRST = ("test_e2e_airflow.py", "test_cluster_standalone.py", "test_erasure_e2e.py", "test_forget.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

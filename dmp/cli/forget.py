@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dmp.cli.common import LakeOpt
+from dmp.cli.common import LakeOpt, SegmentsDirOpt
 from dmp.contracts.errors import DmpError
 from dmp.contracts.tables import PERSONS
 from dmp.contracts.vocab import ERASURE_RETENTION_HOURS
@@ -58,6 +58,7 @@ def forget_cmd(
             help="With --users: also erase every other account stitched to the same person (silver/persons).",
         ),
     ] = False,
+    segments: SegmentsDirOpt = "segments",
     all_tables: Annotated[
         bool,
         typer.Option(
@@ -79,14 +80,19 @@ def forget_cmd(
 
         print_status(request_status(get_spark("dmp-forget-status"), root, status))
     elif vacuum:
+        from dmp.contracts.channels import load_channels
         from dmp.steps.forget_status import run_vacuum
 
-        res = run_vacuum(get_spark("dmp-forget-vacuum"), root, retention_hours, all_tables=all_tables)
+        channels = load_channels(segments)  # the delivered files are scrubbed too
+        spark = get_spark("dmp-forget-vacuum")
+        res = run_vacuum(spark, root, retention_hours, all_tables=all_tables, channels=channels)
         removed = sum(int(t["files_removed"]) for t in res.tables)
         console.print(
             escape(
                 f"vacuum (retention {res.retention_hours:g} h): {len(res.tables)} tables, {removed} files "
-                f"removed, {res.state_rows_deleted} delivery_state rows of erased keys deleted; requests "
+                f"removed, {res.state_rows_deleted} delivery_state rows of erased keys deleted, "
+                f"{res.delivered_rows_removed} rows removed from {res.folders_scrubbed or 0} delivered "
+                f"folders; requests "
                 f"covered: {', '.join(res.requests_covered) or 'none'}; waiting for the retention: "
                 f"{', '.join(res.requests_waiting) or 'none'}"
             ),

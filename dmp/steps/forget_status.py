@@ -29,6 +29,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dmp.contracts import tables
+from dmp.contracts.channels import ChannelsConfig
 from dmp.contracts.errors import DmpError
 from dmp.contracts.status import DeliveryStatus
 from dmp.contracts.vocab import ERASURE_RETENTION_HOURS
@@ -125,6 +126,10 @@ class VacuumResult:
     state_rows_deleted: int = 0
     requests_covered: list[str] = field(default_factory=list)
     requests_waiting: list[str] = field(default_factory=list)
+    # Delivered folders rewritten without the erased accounts' rows (dmp.steps.forget_scrub);
+    # None: no channels given, delivered files not looked at.
+    folders_scrubbed: int | None = None
+    delivered_rows_removed: int = 0
 
 
 def delta_tables(spark: SparkSession, lake: str) -> list[str]:
@@ -265,9 +270,15 @@ def run_vacuum(
     *,
     now: datetime | None = None,
     all_tables: bool = False,
+    channels: ChannelsConfig | None = None,
 ) -> VacuumResult:
     """Clean the told channels' state, purge the history of the tables the requests now due were
     erased from (``all_tables``: of every Delta table under the lake), stamp those requests.
+
+    With ``channels`` (``channels.yaml``) and a request waiting, every folder delivered on them is
+    first scrubbed of the erased accounts' rows (:func:`dmp.steps.forget_scrub.scrub_deliveries`:
+    files sent before the request still hold them, raw for a ``hash: none`` channel), without
+    waiting for the retention: those copies are not time travel, nothing needs them.
 
     Nothing to do (no request waiting for its vacuum) costs one read of ``ops/erasure_requests``."""
     from dmp.spark.purge import purge_history
@@ -277,6 +288,11 @@ def run_vacuum(
     stamp = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
     result = VacuumResult(retention_hours)
     requests = [r for r in _requests(spark, lake) if r["vacuumed_at"] is None]
+    if requests and channels is not None:
+        from dmp.steps.forget_scrub import scrub_deliveries
+
+        scrub = scrub_deliveries(spark, lake, channels, now=stamp)
+        result.folders_scrubbed, result.delivered_rows_removed = len(scrub.rewritten), scrub.rows_removed
     if requests:
         result.state_rows_deleted, told = _clean_delivery_state(spark, lake, requests)
         _mark_state_cleaned(spark, lake, requests, told, stamp)
@@ -294,6 +310,7 @@ def run_vacuum(
             "tables": [t["table"] for t in result.tables],
             "files_removed": sum(int(t["files_removed"]) for t in result.tables),
             "state_rows_deleted": result.state_rows_deleted,
+            "delivered_rows_removed": result.delivered_rows_removed,
         }
     )
     for req in due:

@@ -6,9 +6,9 @@ jd_ads keys worked out there), delivered to a local delivery root by the real de
 is incremental (md5 devices, sha256 E.164 phone), coupon_center full with our own user ids
 (``hash: none``). Erased: u1 (an oaid), u2 (two idfas), u4 (a phone written ``138 0013 8000``).
 
-What the scan finds in the *delivery root* is reported, not hidden: coupon_center's file of the
-delivery before the request holds the raw user ids (dmp does not rewrite delivered files;
-docs/privacy.md "Not built yet"); the delivered jd_ads files hold only hashes.
+The vacuum also scrubs the files delivered before the request (coupon_center's day-1 file held
+their raw user ids, jd_ads's day-1 file their hashed keys); the day-2 jd_ads ``remove`` file keeps
+their keys: it is the platform's instruction to delete them.
 """
 
 from __future__ import annotations
@@ -72,9 +72,19 @@ def test_forget_deliver_vacuum_then_no_byte_of_them_in_the_lake(spark, lake, tmp
 
     before = find_strings(lake, RAW_IDS)
     assert {h.needle for h in before} == set(RAW_IDS)  # old versions of identities still hold them
-    assert run(["forget", "--vacuum", "--retention-hours", "0", "--lake", lake]) == 0
+    day1 = coupon / "2026-03-14/full/part-00000.csv.gz"
+    coupon_before, jd_before = csv_rows(day1), csv_rows(jd / "2026-03-14/full/part-00000.csv.gz")
+    assert erased_keys <= jd_before
+    vacuum = ["forget", "--vacuum", "--retention-hours", "0", "--lake", lake, "--segments", str(segments)]
+    assert run(vacuum) == 0
     assert find_strings(lake, RAW_IDS) == []
-    assert find_strings(out, RAW_IDS) == []  # the delivered files hold hashes of them only
+    assert find_strings(out, RAW_IDS) == []  # the delivered files held hashes of them only
+    # The files delivered before the request were scrubbed: coupon_center's day-1 file (raw user ids)
+    # lost exactly the erased accounts, jd_ads's day-1 full file exactly their keys.
+    assert csv_rows(day1) == {r for r in coupon_before if r[0] not in ERASED}
+    assert len(coupon_before) - len(csv_rows(day1)) == len(ERASED)
+    assert csv_rows(jd / "2026-03-14/full/part-00000.csv.gz") == jd_before - erased_keys
+    assert csv_rows(jd / "2026-03-15/remove/part-00000.csv.gz") == erased_keys | JD_KEYS["u3"]  # kept
     state = {
         (r["id_type"], r["user_key"]) for r in lk.read_table(spark, lake, tables.DELIVERY_STATE).collect()
     }
