@@ -271,7 +271,8 @@ class S3Store:
         return None if head is None else head.get("Metadata", {}).get("sha256")
 
     def _list(self, prefix: str, delimiter: str | None) -> tuple[list[str], list[str]]:
-        base = self._key(prefix, listing=True) + "/"
+        key = self._key(prefix, listing=True)
+        base = f"{key}/" if key else ""  # a store at a bucket's root lists from the root, not "/"
         keys: list[str] = []
         dirs: list[str] = []
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": base}

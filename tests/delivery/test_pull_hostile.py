@@ -425,6 +425,18 @@ def test_s3_manifest_with_dotdot_path_is_refused(
     assert not (tmp_path / "c").exists()
 
 
+def test_s3_store_at_a_bucket_root_lists_its_folders(s3: MinioServer) -> None:
+    """``s3://bucket`` (no prefix) as a destination: channels are found at the bucket's root."""
+    s3.create_bucket("bucket-root")
+    root = S3Store("s3://bucket-root")
+    root.put("jd_ads/spring/2026-03-14/_SUCCESS", b"")
+    root.put("top.txt", b"x")
+    assert root.list_dirs("") == ["jd_ads"]
+    assert root.list_keys("") == ["jd_ads/spring/2026-03-14/_SUCCESS", "top.txt"]
+    assert root.list_dirs("jd_ads") == ["spring"]
+    assert root.list_keys("jd_ads/spring") == ["jd_ads/spring/2026-03-14/_SUCCESS"]
+
+
 @pytest.mark.parametrize("key", ["../outside", "jd_ads/../../outside", "/etc/passwd", "a//b", "./a", ""])
 def test_stores_refuse_keys_that_leave_their_root(
     store: FileStore,  # noqa: F811
