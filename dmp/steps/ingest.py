@@ -250,13 +250,61 @@ def classify_parquet_files(spark: SparkSession, plan: InputPlan) -> InputLines:
     return InputLines(lines, len(paths), sorted(problems, key=lambda p: p.source_file))
 
 
+def _gzip_checker(spark: SparkSession) -> Callable[[JavaObject], str | None]:
+    """A function: Hadoop Path of a ``.gz`` file -> None when it decompresses to its end, else the
+    reader's error (``java.io.EOFException: Unexpected end of ZLIB input stream`` for a truncated
+    file, ``java.util.zip.ZipException`` for a corrupt one). Streams through the JVM on the driver
+    (commons-io ``skip``: one call per file, no bytes cross to Python)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    gzip_stream, io_utils = jvm.java.util.zip.GZIPInputStream, jvm.org.apache.commons.io.IOUtils
+
+    def check(path: JavaObject) -> str | None:
+        try:
+            raw = path.getFileSystem(conf).open(path)
+            try:
+                io_utils.skip(gzip_stream(raw, 1 << 16), jvm.java.lang.Long.MAX_VALUE)
+                return None
+            finally:
+                raw.close()
+        except Py4JJavaError as exc:
+            if exc.java_exception.getClass().getName() in _ACCESS_ERRORS:
+                raise DmpError(f"--source: cannot read {path.toString()}: {_short_error(exc)}") from exc
+            return _short_error(exc)
+
+    return check
+
+
 def read_input(spark: SparkSession, plan: InputPlan, fmt: str) -> InputLines:
-    """``value`` (one record as text) + ``source_file`` for every record of every readable file."""
+    """``value`` (one record as text) + ``source_file`` for every record of every readable file.
+
+    Gzipped text files are decompressed once on the driver first: one that is truncated or corrupt
+    would fail the whole batch when Spark reads it, so it is quarantined as a file
+    (``unreadable_file``, ``raw`` = the error) and the others are read. The cost is a second
+    decompression of the ``.gz`` inputs (plain text files are not checked)."""
     if fmt == "parquet":
         return classify_parquet_files(spark, plan)
-    df = _reader(spark, plan, fmt).text(list(plan.paths))  # text(*paths): the 2nd path is `wholetext`
+    paths: list[str] = list(plan.paths)
+    problems: list[FileProblem] = []
+    listed = _listed_files(spark, plan, fmt)
+    gz = [p for p in listed if str(p.getName()).endswith(".gz")]
+    if gz:
+        with ThreadPoolExecutor(max_workers=FOOTER_READ_THREADS) as pool:
+            errors = list(pool.map(_gzip_checker(spark), gz))
+        bad = {str(p.toString()) for p, e in zip(gz, errors, strict=True) if e is not None}
+        problems = [
+            FileProblem(str(p.toUri().toString()), UNREADABLE_FILE, e)
+            for p, e in zip(gz, errors, strict=True)
+            if e is not None
+        ]
+        if bad:
+            paths = [_spark_path(p) for p in listed if str(p.toString()) not in bad]
+    if not paths:
+        return InputLines(spark.createDataFrame([], LINES_DDL), len(listed), problems)
+    df = _reader(spark, plan, fmt).text(paths)  # text(list): text(*paths)'s 2nd path is `wholetext`
     lines = df.select("value", F.col("_metadata.file_path").alias("source_file"))
-    return InputLines(lines, len(lines.inputFiles()))
+    return InputLines(lines, len(listed), sorted(problems, key=lambda p: p.source_file))
 
 
 def file_quarantine_df(spark: SparkSession, problems: Sequence[FileProblem]) -> DataFrame:

@@ -11,6 +11,7 @@ original bytes back, and that a rerun changes nothing.
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import unicodedata
 from collections import Counter
@@ -519,3 +520,34 @@ def test_parquet_folder_of_only_bad_files_records_them_and_writes_no_events(spar
     assert result.file_reasons == {"unreadable_file": 1, "bad_schema:missing_column:user_id": 1}
     assert result.reconciled and result.quarantine_new == 2
     assert lk.read_table(spark, lake, tables.EVENTS).count() == 0
+
+
+def test_jsonl_truncated_or_corrupt_gzip_files_are_quarantined_and_the_others_ingested(spark, tmp_path):
+    """A .gz that does not decompress to its end would fail the whole batch when Spark reads it:
+    it becomes one quarantine row naming the file (``unreadable_file``), and the others load."""
+    folder = tmp_path / "gz"
+    folder.mkdir()
+    good = b"".join(_json(f"g{i}") + b"\n" for i in range(3))
+    (folder / "good.jsonl.gz").write_bytes(gzip.compress(good, mtime=0))
+    (folder / "plain.jsonl").write_bytes(_json("p1") + b"\n")
+    whole = gzip.compress(b"".join(_json(f"t{i}", user_id=f"u{i}") + b"\n" for i in range(300)), mtime=0)
+    (folder / "truncated.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+    (folder / "not_gzip.jsonl.gz").write_bytes(_json("n1") + b"\n")
+    bad_crc = bytearray(gzip.compress(good, mtime=0))
+    bad_crc[-8] ^= 0xFF  # the trailer's CRC-32 no longer matches the content
+    (folder / "bad_crc.jsonl.gz").write_bytes(bytes(bad_crc))
+    lake = str(tmp_path / "lake")
+    result = run_ingest(spark, lake, str(folder), "jsonl", skip_checks=True, now=NOW)
+    assert (result.files, result.files_ingested, result.files_quarantined) == (5, 2, 3)
+    assert result.file_reasons == {"unreadable_file": 3}
+    assert (result.rows_read, result.accepted, result.quarantined) == (4, 4, 0) and result.reconciled
+    events = sorted(r.event_id for r in lk.read_table(spark, lake, tables.EVENTS).collect())
+    assert events == ["g0", "g1", "g2", "p1"]
+    q = lk.read_table(spark, lake, tables.EVENTS_QUARANTINE).filter("event_id IS NULL").collect()
+    raw = {r.source_file.rsplit("/", 1)[1]: (r.reason, r.raw) for r in q}
+    assert sorted(raw) == ["bad_crc.jsonl.gz", "not_gzip.jsonl.gz", "truncated.jsonl.gz"]
+    assert {reason for reason, _ in raw.values()} == {"unreadable_file"}
+    assert raw["truncated.jsonl.gz"][1] == "java.io.EOFException: Unexpected end of ZLIB input stream"
+    assert raw["not_gzip.jsonl.gz"][1] == "java.util.zip.ZipException: Not in GZIP format"
+    assert raw["bad_crc.jsonl.gz"][1] == "java.util.zip.ZipException: Corrupt GZIP trailer"
+    _assert_rerun_changes_nothing(spark, lake, str(folder), "jsonl", result)
