@@ -139,3 +139,54 @@ def test_daily_steps_on_standalone_equal_local(cluster: dict[str, str], tmp_path
         assert on_cluster == local, table
     events = delta_count(f"{lakes['cluster']}/bronze/events")
     assert events == len(_normalised(spark, lakes["local"], "bronze/events"))
+
+
+def test_stitching_on_standalone_gives_the_known_components(
+    cluster: dict[str, str], tmp_path: Path, spark
+) -> None:  # noqa: ANN001
+    """Issue 18's hand-made identity fixture (tests/steps/test_stitch.py: a chain a–phone–b–oaid–c,
+    a hub phone over the cap, an all-zero IDFA, then d merging into a..c on day 3) stitched by the
+    ``stitch_identities`` job on the cluster: the known components, violations and stable ids, and
+    the same three tables as the step on local[2]."""
+    from dmp.contracts import tables
+    from dmp.contracts.identity_guards import (
+        RULE_BLOCKED_VALUE,
+        RULE_IDENTIFIER_CAP,
+        ZERO_DEVICE_ID,
+        IdentityGuards,
+    )
+    from dmp.steps.stitch import run_stitch
+    from dmp.transforms.stitching import person_id_for, value_hash_for
+    from tests.steps.test_stitch import D1, D3, HUB, OUTPUTS, ROWS, _persons, _write_identities
+
+    env = {**os.environ, "DMP_SHUFFLE_PARTITIONS": "2", "PYSPARK_PYTHON": sys.executable}
+    lakes = {"cluster": str(tmp_path / "lake_cluster"), "local": str(tmp_path / "lake_local")}
+    day3_rows = [*ROWS[:-10], ("d", "email", "x@qq.com"), ("c", "email", " X@QQ.com")]
+    for day, rows in ((D1, ROWS), (D3, day3_rows)):
+        for lake in lakes.values():
+            _write_identities(spark, lake, rows)
+        _submit(cluster["MASTER"], "stitch_identities", ["--lake", lakes["cluster"], "--date", str(day)], env)
+        run_stitch(spark, lakes["local"], day, IdentityGuards())
+        for table in OUTPUTS:
+            assert _normalised(spark, lakes["cluster"], table) == _normalised(spark, lakes["local"], table), (
+                table
+            )
+        if day == D1:
+            persons = _persons(spark, lakes["cluster"])
+            abc = person_id_for("a")
+            assert {u: persons[u][0] for u in "abcde"} == {
+                "a": abc, "b": abc, "c": abc, "d": person_id_for("d"), "e": person_id_for("e")
+            }  # fmt: skip
+            violations = {
+                tuple(r)
+                for r in spark.read.format("delta")
+                .load(f"{lakes['cluster']}/{tables.IDENTITY_VIOLATIONS}")
+                .collect()
+            }
+            assert violations == {
+                (D1, "phone", value_hash_for("+8613900000002"), 25, RULE_IDENTIFIER_CAP),
+                (D1, "idfa", value_hash_for(ZERO_DEVICE_ID), 1, RULE_BLOCKED_VALUE),
+            }
+    persons = _persons(spark, lakes["cluster"])  # day 3: d joined a..c and keeps a's id, first seen D1
+    assert {persons[u][0] for u in "abcd"} == {person_id_for("a")} and persons["d"][1] == D1
+    assert {persons[u] for u in HUB[:15]} == {(person_id_for("h00"), D1)}  # the hub fell under the cap
