@@ -127,10 +127,11 @@ def test_a_vacuum_covers_the_requests_finished_a_retention_ago() -> None:
 
     from dmp.steps.forget_status import split_covered
 
+    no_state = '{"ops/delivery_state": {"status": "missing", "rows": 0}}'  # no channel held their keys
     reqs = [
-        {"request_id": "b", "finished_at": datetime(2026, 3, 1, 12)},
-        {"request_id": "a", "finished_at": datetime(2026, 3, 8, 12)},
-        {"request_id": "c", "finished_at": None},
+        {"request_id": "b", "finished_at": datetime(2026, 3, 1, 12), "tables_json": no_state},
+        {"request_id": "a", "finished_at": datetime(2026, 3, 8, 12), "tables_json": no_state},
+        {"request_id": "c", "finished_at": None, "tables_json": no_state},
     ]
     now = datetime(2026, 3, 8, 12)
     assert split_covered(reqs, now, 168.0) == (["b"], ["a", "c"])
