@@ -10,7 +10,10 @@ Parquet is checked file by file before the batch read (``classify_parquet_files`
 footer cannot be read (``unreadable_file``) or whose schema cannot hold events (``bad_schema:...``)
 becomes one quarantine row naming the file, and the readable files are still ingested; so
 ``files = files_ingested + files_quarantined`` too. The footers are read on the driver through
-Hadoop's file system (``s3a://`` as well), a few in parallel: no Spark job per file.
+Hadoop's file system (``s3a://`` as well), a few in parallel: no Spark job per file. A file whose
+footer is fine but whose data is not (a corrupt page) only fails when its records are read: Spark's
+``FAILED_READ_FILE`` names it, so it is quarantined as ``unreadable_file`` and the batch is read
+again without it, before anything is written (one more pass per such file, none when all are good).
 
 Idempotency: quarantine rows carry a deterministic ``quarantine_id`` (source file, reason, raw line,
 occurrence number) and are MERGEd insert-only, like events; a table is only written when there is
@@ -182,6 +185,31 @@ def _short_error(exc: Py4JJavaError | PySparkException) -> str:
     return f"{java.getClass().getName()}: {_first_line(str(java.getMessage() or ''))}"[:FILE_ERROR_MAX_CHARS]
 
 
+def _read_failure(spark: SparkSession, exc: Exception) -> tuple[str, str] | None:
+    """(the file as its listed Hadoop Path names it, ``<root cause class>: <first line>``) when
+    ``exc`` is Spark's ``FAILED_READ_FILE`` (a file whose footer was readable but whose data is not,
+    e.g. a corrupt Parquet page); None for any other error."""
+    if not isinstance(exc, Py4JJavaError):
+        return None
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    failed, cause = None, exc.java_exception
+    while cause is not None:
+        if failed is None and cause.getClass().getName() == "org.apache.spark.SparkException":
+            condition = cause.getCondition()
+            if condition is not None and str(condition).startswith("FAILED_READ_FILE"):
+                failed = cause
+        root, cause = cause, cause.getCause()
+    if failed is None or (path := failed.getMessageParameters().get("path")) is None:
+        return None
+    if root.getClass().getName() in _ACCESS_ERRORS:  # gone or not allowed: not the file's fault
+        raise DmpError(f"--source: cannot read {path}: {_short_error(exc)}") from exc
+    hadoop_path = jvm.org.apache.hadoop.fs.Path
+    name = str(hadoop_path(hadoop_path(jvm.java.net.URI(path)).toString()).toString())
+    error = f"{root.getClass().getName()}: {_first_line(str(root.getMessage() or ''))}"
+    return name, error[:FILE_ERROR_MAX_CHARS]
+
+
 def _footer_reader(spark: SparkSession) -> Callable[[JavaObject], tuple[str | None, str | None]]:
     """A function: Hadoop Path -> (the file's Parquet schema as text, None), or (None, the reader's
     error) when the footer cannot be read. The Java classes are looked up once (each lookup is a
@@ -212,7 +240,9 @@ def _spark_path(path: JavaObject) -> str:
     return _GLOB_CHARACTERS.sub(r"\\\1", str(path.toString()))
 
 
-def classify_parquet_files(spark: SparkSession, plan: InputPlan) -> InputLines:
+def classify_parquet_files(
+    spark: SparkSession, plan: InputPlan, failed: dict[str, str] | None = None
+) -> InputLines:
     """Read every Parquet footer; quarantine the files that cannot hold events, read the others.
 
     Files of one Parquet schema are read together (one schema inference each, no mergeSchema: two
@@ -220,12 +250,19 @@ def classify_parquet_files(spark: SparkSession, plan: InputPlan) -> InputLines:
     between files can no longer fail the batch. Unreadable footer -> ``unreadable_file`` (``raw`` =
     the reader's error); a schema Spark cannot map -> ``bad_schema:unsupported`` (``raw`` = Spark's
     error); one without a required column or with a nested field -> ``parquet_schema_problem``
-    (``raw`` = the file's schema).
+    (``raw`` = the file's schema). ``failed``: files (Hadoop Path text -> error) whose data could not
+    be read by an earlier attempt (``unreadable_file``, not read again).
     """
-    paths = _listed_files(spark, plan, "parquet")
+    listed = _listed_files(spark, plan, "parquet")
+    failed = failed or {}
+    problems = [
+        FileProblem(str(p.toUri().toString()), UNREADABLE_FILE, failed[str(p.toString())])
+        for p in listed
+        if str(p.toString()) in failed
+    ]
+    paths = [p for p in listed if str(p.toString()) not in failed]
     with ThreadPoolExecutor(max_workers=FOOTER_READ_THREADS) as pool:
         footers = list(pool.map(_footer_reader(spark), paths))
-    problems: list[FileProblem] = []
     groups: dict[str, list[JavaObject]] = {}
     for path, (parquet_schema, error) in zip(paths, footers, strict=True):
         if parquet_schema is None:
@@ -247,7 +284,7 @@ def classify_parquet_files(spark: SparkSession, plan: InputPlan) -> InputLines:
         else:
             parts.append(parquet_as_lines(df.withColumn("source_file", F.col("_metadata.file_path"))))
     lines = reduce(DataFrame.unionByName, parts) if parts else spark.createDataFrame([], LINES_DDL)
-    return InputLines(lines, len(paths), sorted(problems, key=lambda p: p.source_file))
+    return InputLines(lines, len(listed), sorted(problems, key=lambda p: p.source_file))
 
 
 def _gzip_checker(spark: SparkSession) -> Callable[[JavaObject], str | None]:
@@ -276,30 +313,32 @@ def _gzip_checker(spark: SparkSession) -> Callable[[JavaObject], str | None]:
     return check
 
 
-def read_input(spark: SparkSession, plan: InputPlan, fmt: str) -> InputLines:
+def read_input(
+    spark: SparkSession, plan: InputPlan, fmt: str, failed: dict[str, str] | None = None
+) -> InputLines:
     """``value`` (one record as text) + ``source_file`` for every record of every readable file.
 
     Gzipped text files are decompressed once on the driver first: one that is truncated or corrupt
     would fail the whole batch when Spark reads it, so it is quarantined as a file
     (``unreadable_file``, ``raw`` = the error) and the others are read. The cost is a second
-    decompression of the ``.gz`` inputs (plain text files are not checked)."""
+    decompression of the ``.gz`` inputs (plain text files are not checked). ``failed``: files
+    (Hadoop Path text -> error) an earlier attempt could not read, quarantined the same way.
+    """
     if fmt == "parquet":
-        return classify_parquet_files(spark, plan)
-    paths: list[str] = list(plan.paths)
-    problems: list[FileProblem] = []
+        return classify_parquet_files(spark, plan, failed)
     listed = _listed_files(spark, plan, fmt)
-    gz = [p for p in listed if str(p.getName()).endswith(".gz")]
+    bad = dict(failed or {})
+    gz = [p for p in listed if str(p.getName()).endswith(".gz") and str(p.toString()) not in bad]
     if gz:
         with ThreadPoolExecutor(max_workers=FOOTER_READ_THREADS) as pool:
             errors = list(pool.map(_gzip_checker(spark), gz))
-        bad = {str(p.toString()) for p, e in zip(gz, errors, strict=True) if e is not None}
-        problems = [
-            FileProblem(str(p.toUri().toString()), UNREADABLE_FILE, e)
-            for p, e in zip(gz, errors, strict=True)
-            if e is not None
-        ]
-        if bad:
-            paths = [_spark_path(p) for p in listed if str(p.toString()) not in bad]
+        bad.update((str(p.toString()), e) for p, e in zip(gz, errors, strict=True) if e is not None)
+    problems = [
+        FileProblem(str(p.toUri().toString()), UNREADABLE_FILE, bad[str(p.toString())])
+        for p in listed
+        if str(p.toString()) in bad
+    ]
+    paths = [_spark_path(p) for p in listed if str(p.toString()) not in bad] if bad else list(plan.paths)
     if not paths:
         return InputLines(spark.createDataFrame([], LINES_DDL), len(listed), problems)
     df = _reader(spark, plan, fmt).text(paths)  # text(list): text(*paths)'s 2nd path is `wholetext`
@@ -350,6 +389,14 @@ def _count_lines(result: IngestResult, lines_df: DataFrame, batch_df: DataFrame)
     result.event_dates = sorted(r.event_date for r in valid_dates)
 
 
+class _UnreadableData(Exception):
+    """A file failed while its records were read (after its footer or gzip check passed)."""
+
+    def __init__(self, path: str, error: str) -> None:
+        super().__init__(path)
+        self.path, self.error = path, error
+
+
 def _lake_hashes(spark: SparkSession, lake: str, version: int, event_dates: list[date]) -> DataFrame:
     """``event_id, content_hash`` of the events already stored for the batch's dates (at ``version``)."""
     pinned = lk.read_pinned(spark, lake, tables.EVENTS, version)
@@ -397,7 +444,12 @@ def _classify_and_write(
     batch_df = typed_df.persist()
     classified_df = None
     try:
-        _count_lines(result, lines_df, batch_df)
+        try:
+            _count_lines(result, lines_df, batch_df)  # the first full read of every input record
+        except Py4JJavaError as exc:
+            if (failure := _read_failure(spark, exc)) is None:
+                raise
+            raise _UnreadableData(*failure) from exc
         lake_ids = _lake_hashes(spark, lake, events_version, result.event_dates)
         tombstones = read_tombstones(spark, lake)
         classified_df = apply_tombstones(with_event_status(batch_df, lake_ids), tombstones).persist()
@@ -466,12 +518,36 @@ def run_ingest(
         future_tolerance,
     )
     days = sorted(set(days)) if days else None
-    result = IngestResult(str(uuid.uuid4()), source, fmt, list(days) if days else None, started)
+    run_id = str(uuid.uuid4())
     plan = plan_input(spark, source, days)
+    failed: dict[str, str] = {}  # files whose data could not be read: quarantined, the rest re-read
+    while True:
+        result = IngestResult(run_id, source, fmt, list(days) if days else None, started)
+        try:
+            _read_and_write(spark, lake, result, read_input(spark, plan, fmt, failed), plan, bounds)
+            break
+        except _UnreadableData as bad:
+            if bad.path in failed:  # cannot happen: a quarantined file is not read again
+                raise
+            failed[bad.path] = bad.error
+    gate_error = _gate(spark, lake, result, skip_checks)
+    finish_run(spark, lake, result)
+    if gate_error is not None:
+        raise gate_error
+    return result
 
-    found = read_input(spark, plan, fmt)
+
+def _read_and_write(
+    spark: SparkSession,
+    lake: str,
+    result: IngestResult,
+    found: InputLines,
+    plan: InputPlan,
+    bounds: TimeBounds,
+) -> None:
+    """Record what was found, then parse, classify and write the readable files' records."""
     if found.files == 0:
-        raise DmpError(f"--source {source}: no {FORMAT_GLOBS[fmt]} files found")
+        raise DmpError(f"--source {result.source}: no {FORMAT_GLOBS[result.format]} files found")
     lines_df = found.lines
     result.files = found.files
     result.files_ingested = len(lines_df.inputFiles())
@@ -481,20 +557,16 @@ def run_ingest(
             f"{result.files_quarantined} of {result.files} files quarantined "
             f"({', '.join(sorted(result.file_reasons))}): see {tables.EVENTS_QUARANTINE}"
         )
+    days = result.dates
     row_days = days if days and not plan.partitioned else None
     _classify_and_write(
         spark,
         lake,
         result,
         lines_df,
-        _checked_batch(lines_df, fmt, bounds, row_days),
+        _checked_batch(lines_df, result.format, bounds, row_days),
         file_quarantine_df(spark, found.problems),
     )
-    gate_error = _gate(spark, lake, result, skip_checks)
-    finish_run(spark, lake, result)
-    if gate_error is not None:
-        raise gate_error
-    return result
 
 
 def _reconcile_message(result: IngestResult) -> str:

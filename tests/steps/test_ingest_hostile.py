@@ -395,6 +395,19 @@ def _wrong_file(path: Path, **override: pa.Array) -> None:
     _parquet(path, {k: v for k, v in columns.items() if v is not None})
 
 
+def _corrupt_page_file(path: Path, prefix: str) -> None:
+    """A good footer over a corrupt page: the bytes of ``user_id``'s dictionary page body flipped
+    (its page header and the footer intact, so only reading the values fails)."""
+    _good_timestamp_file(path, [f"{prefix}{i}" for i in range(40)])
+    column = pq.ParquetFile(path).metadata.row_group(0).column(1)
+    assert column.path_in_schema == "user_id" and column.dictionary_page_offset is not None
+    data = bytearray(path.read_bytes())
+    for i in range(column.dictionary_page_offset + 40, column.data_page_offset - 2):
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+    assert pq.read_metadata(path).num_rows == 40  # the footer still reads
+
+
 # file name -> expected: ACCEPTED (a good file) or its file-level reason
 PARQUET_FILES: dict[str, str] = {
     "good_a.parquet": ACCEPTED,
@@ -403,6 +416,8 @@ PARQUET_FILES: dict[str, str] = {
     "corrupt.parquet": "unreadable_file",
     "empty.parquet": "unreadable_file",
     "truncated.parquet": "unreadable_file",
+    "corrupt_page.parquet": "unreadable_file",  # footer fine, a page not: found by the batch read
+    "corrupt_page_2.parquet": "unreadable_file",  # a second one: the batch is read three times
     "no_user_id.parquet": "bad_schema:missing_column:user_id",
     "struct_user_id.parquet": "bad_schema:bad_type:user_id",
     "list_sku_id.parquet": "bad_schema:bad_type:sku_id",
@@ -432,6 +447,8 @@ def parquet_run(spark, tmp_path_factory) -> tuple[str, Path, IngestResult]:
     (folder / "corrupt.parquet").write_bytes(b"PAR1 this is not parquet at all PAR1")
     (folder / "empty.parquet").write_bytes(b"")
     (folder / "truncated.parquet").write_bytes((folder / "good_a.parquet").read_bytes()[:-20])
+    _corrupt_page_file(folder / "corrupt_page.parquet", "pz")
+    _corrupt_page_file(folder / "corrupt_page_2.parquet", "py")
     _wrong_file(folder / "no_user_id.parquet", user_id=None)
     _wrong_file(folder / "struct_user_id.parquet", user_id=pa.array([{"id": "u"}]))
     _wrong_file(folder / "list_sku_id.parquet", sku_id=pa.array([["s1", "s2"]]))
@@ -460,7 +477,7 @@ def _uri(path: Path) -> str:
 def test_parquet_bad_files_are_quarantined_and_the_others_ingested(spark, parquet_run):
     lake, folder, result = parquet_run
     bad = {name: reason for name, reason in PARQUET_FILES.items() if reason != ACCEPTED}
-    assert (result.files, result.files_ingested, result.files_quarantined) == (11, 3, 8)
+    assert (result.files, result.files_ingested, result.files_quarantined) == (13, 3, 10)
     assert result.file_reasons == dict(Counter(bad.values()))
     assert result.reconciled and result.files == result.files_ingested + result.files_quarantined
     q = lk.read_table(spark, lake, tables.EVENTS_QUARANTINE)
@@ -475,6 +492,8 @@ def test_parquet_bad_files_are_quarantined_and_the_others_ingested(spark, parque
     # "PAR1" at both ends, garbage between: the footer length read before the last magic is nonsense
     assert raw["corrupt.parquet"].startswith("java.lang.RuntimeException: corrupted file: the footer index")
     assert "is not a Parquet file" in raw["truncated.parquet"]  # the magic number at the end is gone
+    for name in ("corrupt_page.parquet", "corrupt_page_2.parquet"):  # the innermost error of the read
+        assert raw[name] == "java.io.IOException: FAILED_TO_UNCOMPRESS(5)"  # snappy refused the page
     assert raw["no_user_id.parquet"] == "struct<event_id:string,event_type:string,event_time:string>"
     assert raw["struct_user_id.parquet"].startswith("struct<event_id:string,user_id:struct<id:string>")
     assert raw["duplicate_columns.parquet"].startswith("[COLUMN_ALREADY_EXISTS]")
@@ -495,13 +514,13 @@ def test_parquet_run_record_and_cli_table_count_files(spark, parquet_run):
 
     lake, _, result = parquet_run
     run = lk.read_table(spark, lake, tables.INGEST_RUNS).first()
-    assert (run.files, run.files_ingested, run.files_quarantined, run.reconciled) == (11, 3, 8, True)
+    assert (run.files, run.files_ingested, run.files_quarantined, run.reconciled) == (13, 3, 10, True)
     assert dict(run.file_reasons) == result.file_reasons
-    assert run.message.startswith("8 of 11 files quarantined")
+    assert run.message.startswith("10 of 13 files quarantined")
     console = Console(width=200, record=True)
     console.print(reconciliation_table(result))
     text = console.export_text()
-    assert "files 11 = 3 + 8" in text and "bad_schema:bad_type:user_id" in text
+    assert "files 13 = 3 + 10" in text and "bad_schema:bad_type:user_id" in text
 
 
 def test_parquet_rerun_changes_nothing(spark, parquet_run):
