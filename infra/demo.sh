@@ -49,20 +49,15 @@ run_dag() {
   t0=$(date +%s)
   step "airflow dags test $dag $logical -c '$conf'"
   set +e
-  "$bin/airflow" dags test "$dag" "$logical" -c "$conf" >"$out/logs/$dag.log" 2>&1
+  "$bin/airflow" dags test "$dag" "$logical" -c "$conf" >"$out/logs/$dag.log" 2>&1 &
+  local airflow_pid=$!
+  # Live: each task as it starts and ends, and the Spark steps' progress lines from the task logs.
+  "$bin/python" -m dmp.demo.watch "$AIRFLOW_HOME/airflow.db" "$dag" "$out/logs/$dag.log" "$airflow_pid" &
+  local watch_pid=$!
+  wait "$airflow_pid"
   rc=$?
+  wait "$watch_pid"
   set -e
-  "$bin/python" - "$AIRFLOW_HOME/airflow.db" "$dag" <<'EOF'
-import sqlite3, sys
-db, dag = sys.argv[1], sys.argv[2]
-rows = sqlite3.connect(db).execute(
-    "SELECT task_id, map_index, rendered_map_index, state FROM task_instance "
-    "WHERE dag_id = ? AND run_id = (SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1) "
-    "ORDER BY id", (dag, dag)).fetchall()
-for task_id, map_index, label, state in rows:
-    name = task_id if map_index < 0 else f"{task_id}[{label or map_index}]"
-    print(f"   {state or 'none':>15}  {name}")
-EOF
   echo "   $dag finished in $(( $(date +%s) - t0 ))s (log: $out/logs/$dag.log)"
   if [[ $rc -ne 0 ]]; then
     echo "   $dag FAILED (exit $rc); last lines of its log:" >&2

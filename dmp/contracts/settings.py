@@ -68,6 +68,7 @@ SETTINGS: dict[str, Setting] = {
     "shuffle_partitions": Setting("DMP_SHUFFLE_PARTITIONS", "8", "spark.sql.shuffle.partitions"),
     "spark_ui": Setting("DMP_SPARK_UI", "false", "spark.ui.enabled"),
     "spark_log_level": Setting("DMP_SPARK_LOG_LEVEL", "ERROR", "log level of an in-process session"),
+    "progress": Setting("DMP_PROGRESS", "auto", "auto | bar | lines | off (dmp.spark.progress)"),
     # The parallel collector made a 20M-event aggregate ~15% faster than G1 on 2 cores (bench/README.md).
     "driver_java_options": Setting("DMP_DRIVER_JAVA_OPTIONS", "-XX:+UseParallelGC", "driver JVM options"),
     # Deliveries to s3:// (botocore's standard retries; path-style works with AWS and MinIO alike)

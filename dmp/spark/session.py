@@ -18,6 +18,7 @@ from pyspark.sql import SparkSession
 
 from dmp.contracts.packages import LOGSTORE_CLASS, cache_folder, logstore_jar, spark_packages
 from dmp.contracts.settings import env_setting
+from dmp.spark import progress
 
 
 def under_spark_submit() -> bool:
@@ -90,6 +91,12 @@ def first_resolution(packages: str) -> Iterator[None]:
         marker.touch()
 
 
+def attach(spark: SparkSession) -> SparkSession:
+    """The session, with this process's progress reporter watching it (``dmp.spark.progress``)."""
+    progress.attach(spark)
+    return spark
+
+
 def get_spark(
     app_name: str = "dmp",
     master: str | None = None,
@@ -99,7 +106,8 @@ def get_spark(
 
     Outside spark-submit: master ``DMP_SPARK_MASTER`` or ``local[2]``, Delta jars resolved from Maven
     on first use and cached under ~/.ivy2*. Under spark-submit the master and packages given to
-    spark-submit win, so the same job runs on standalone, YARN or Kubernetes unchanged.
+    spark-submit win, so the same job runs on standalone, YARN or Kubernetes unchanged. Either way
+    the progress of the steps is reported (``DMP_PROGRESS``).
     """
     # Python workers must run the interpreter that has pandas/sklearn/phonenumbers (mapInPandas,
     # pandas UDFs), not whatever python3 comes first on PATH. The SparkContext reads this when it
@@ -123,11 +131,11 @@ def get_spark(
     for key, value in settings.items():
         builder = builder.config(key, value)
     if under_spark_submit():
-        return builder.getOrCreate()
+        return attach(builder.getOrCreate())
     builder = builder.master(master or env_setting("spark_master"))
     packages = spark_packages(s3a=s3a)
     builder = builder.config("spark.jars.packages", packages)
     with first_resolution(packages):
         spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(env_setting("spark_log_level"))
-    return spark
+    return attach(spark)

@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 
 from dmp.contracts import tables
 from dmp.spark import lake as lk
+from dmp.spark.progress import phase
 from dmp.transforms.aggregate import build_user_daily, events_counted_col
 from dmp.transforms.columns import lit_date
 
@@ -51,13 +52,15 @@ def aggregate_days(
     events_df = lk.read_required(spark, lake, tables.EVENTS, "dmp ingest").filter(
         F.col("event_date").isin(wanted)
     )
-    lk.overwrite_partitions(
-        build_user_daily(events_df),
-        lake,
-        tables.USER_DAILY,
-        ["event_date"],
-        lk.replace_where_condition("event_date", days),
-    )
+    span = f"{min(days)} .. {max(days)}" if len(set(days)) > 1 else str(days[0])
+    with phase("aggregate", f"bronze/events -> silver/user_daily, {len(wanted)} date(s) {span}"):
+        lk.overwrite_partitions(
+            build_user_daily(events_df),
+            lake,
+            tables.USER_DAILY,
+            ["event_date"],
+            lk.replace_where_condition("event_date", days),
+        )
     # Per-day counts from the partitions just written (a narrow read of the counter columns): cheaper
     # than caching the aggregate to count it, and it reports what the table really holds.
     written = lk.read_table(spark, lake, tables.USER_DAILY).filter(F.col("event_date").isin(wanted))

@@ -75,6 +75,7 @@ from dmp.delivery.storage import ObjectStore, open_store, sha256_hex
 from dmp.delivery.targets import DeliveryTarget, targets_from_specs
 from dmp.spark import lake as lk
 from dmp.spark import schemas
+from dmp.spark.progress import phase
 from dmp.steps.deliver_keys import PERSON_TABLES, DeliveryInputs, arrow, read_person_tables, resolve_keys
 
 
@@ -414,7 +415,8 @@ def deliver_one(
     history = attempt_history(ctx.spark, ctx.lake, job.segment, channel_name)
     attempt = history.get(run_date, (0, ""))[0] + 1
     try:
-        _deliver(ctx, job, result, delivered_dates(history))
+        with phase("deliver", f"{job.segment} -> {channel_name} for {run_date}"):
+            _deliver(ctx, job, result, delivered_dates(history))
     except Exception as exc:
         result.status = DeliveryStatus.FAILED
         result.files = []

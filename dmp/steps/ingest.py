@@ -43,6 +43,7 @@ from dmp.contracts.errors import DmpError
 from dmp.contracts.vocab import INGEST_FORMATS
 from dmp.spark import lake as lk
 from dmp.spark import schemas
+from dmp.spark.progress import phase
 from dmp.steps.ingest_runs import (
     IngestResult,
     apply_tombstones,
@@ -445,7 +446,8 @@ def _classify_and_write(
     classified_df = None
     try:
         try:
-            _count_lines(result, lines_df, batch_df)  # the first full read of every input record
+            with phase("ingest", f"read, parse and check {result.files_ingested} file(s)"):
+                _count_lines(result, lines_df, batch_df)  # the first full read of every input record
         except Py4JJavaError as exc:
             if (failure := _read_failure(spark, exc)) is None:
                 raise
@@ -453,12 +455,14 @@ def _classify_and_write(
         lake_ids = _lake_hashes(spark, lake, events_version, result.event_dates)
         tombstones = read_tombstones(spark, lake)
         classified_df = apply_tombstones(with_event_status(batch_df, lake_ids), tombstones).persist()
-        result.add_bucket_counts(bucket_counts(classified_df))
+        with phase("ingest", f"dedupe {result.rows_read} rows against the batch and the lake"):
+            result.add_bucket_counts(bucket_counts(classified_df))
         if not result.reconciled:
             result.status, result.message = "unreconciled", _reconcile_message(result)
             finish_run(spark, lake, result)
             raise DmpError(result.message)
-        _write_batch(spark, lake, result, classified_df, files_df)
+        with phase("ingest", f"write {result.accepted} events, {result.quarantined} quarantined rows"):
+            _write_batch(spark, lake, result, classified_df, files_df)
     finally:
         batch_df.unpersist()
         if classified_df is not None:

@@ -35,6 +35,7 @@ from dmp.contracts.errors import DmpError, SpecError
 from dmp.contracts.specs import SegmentSpec, dependency_order, load_specs, spec_hash
 from dmp.spark import lake as lk
 from dmp.spark import schemas
+from dmp.spark.progress import phase
 from dmp.transforms.packs import (
     competitor_intercept_candidates,
     filter_excluded,
@@ -472,7 +473,7 @@ def build_packs(
     order = dependency_order(spec_set.specs, spec_set.selected)
     dependencies = [n for n in order if n not in spec_set.selected]
     already = {} if rebuild_dependencies else built_packs(spark, lake, run_date, dependencies)
-    for name in order:
+    for number, name in enumerate(order, start=1):
         spec = spec_set.specs[name]
         requested = name in spec_set.selected
         reused = _reused_result(spec, already[name]) if name in already else None
@@ -486,7 +487,8 @@ def build_packs(
             report.results.append(PackResult(name, "failed", spec.kind, error=error, requested=requested))
             continue
         try:
-            info = _build_and_write(spark, lake, spec, run_date, spec_set.specs)
+            with phase("packs", f"build {name} ({spec.kind}) for {run_date}", step=(number, len(order))):
+                info = _build_and_write(spark, lake, spec, run_date, spec_set.specs)
         except Exception as exc:  # one bad spec never stops the others
             failed.add(name)
             message = str(exc) if isinstance(exc, DmpError) else f"{type(exc).__name__}: {exc}"

@@ -24,6 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from dmp.contracts import tables
 from dmp.contracts.errors import DmpError, QualityGateError
 from dmp.contracts.settings import env_setting
+from dmp.spark.progress import phase
 
 # DMP_EXPECTATIONS_DIR, else the suites installed with this package (editable or not).
 EXPECTATIONS_DIR = Path(env_setting("expectations_dir") or str(files("dmp.steps") / "expectations"))
@@ -156,7 +157,8 @@ def _describe_failure(res: Any) -> str:
 
 def run_gate(df: DataFrame, suite: str) -> None:
     """Validate ``df`` against ``<suite>.json``; raise QualityGateError listing what failed."""
-    result = validate_df(df, suite)
+    with phase("gate", f"Great Expectations suite {suite}"):
+        result = validate_df(df, suite)
     if result.success:
         return
     failures = [_describe_failure(r) for r in result.results if not r.success]

@@ -19,6 +19,7 @@ from dmp.contracts import tables
 from dmp.contracts.errors import DmpError
 from dmp.contracts.tag_config import TagConfig
 from dmp.spark import lake as lk
+from dmp.spark.progress import phase
 from dmp.transforms.columns import lit_date
 from dmp.transforms.tag_state import full_state_with_scores, incremental_input_days, incremental_state
 from dmp.transforms.tags import build_user_tags
@@ -107,14 +108,16 @@ def run_tags(
     )
     # mergeSchema: a state table written by an older dmp (no score maps) gains the new columns; its
     # rows carry an older fingerprint, so they are never read as yesterday's state.
-    lk.overwrite_partitions(
-        state_df, lake, tables.USER_TAG_STATE, ["as_of_date"], condition, merge_schema=True
-    )
+    with phase("tags", f"{mode} gold/user_tag_state for {day}"):
+        lk.overwrite_partitions(
+            state_df, lake, tables.USER_TAG_STATE, ["as_of_date"], condition, merge_schema=True
+        )
     # The snapshot is derived from the state just written (read back: one row per user, no recompute).
     state_now = _partition(lk.read_table(spark, lake, tables.USER_TAG_STATE), "as_of_date", [day])
-    lk.overwrite_partitions(
-        build_user_tags(state_now, day, config), lake, tables.USER_TAGS, ["as_of_date"], condition
-    )
+    with phase("tags", f"gold/user_tags snapshot for {day}"):
+        lk.overwrite_partitions(
+            build_user_tags(state_now, day, config), lake, tables.USER_TAGS, ["as_of_date"], condition
+        )
     users = state_now.count()
     if not skip_checks:
         from dmp.steps.quality import run_gate

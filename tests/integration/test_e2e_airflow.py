@@ -181,6 +181,24 @@ def test_daily_loads_every_layer_for_every_day(run: Run) -> None:
     assert s["identities"] > 0
 
 
+def test_spark_jobs_report_their_progress_into_the_task_logs(run: Run) -> None:
+    """Each spark-submit driver prints what its step is doing (dmp.spark.progress, ``lines`` off a
+    terminal); the hook relays the lines into the task log, where ``make demo`` shows them live."""
+    daily = (run.root / "dmp_daily.log").read_text()
+    days = run.truth["days"]
+    for line in (
+        "progress: ingest · read, parse and check ",
+        "progress: ingest · dedupe ",
+        f"progress: aggregate · bronze/events -> silver/user_daily, {days} date(s) {run.truth['start']} .. ",
+        "progress: gate · Great Expectations suite silver_user_daily done in ",
+        f"progress: tags · gold/user_tags snapshot for {run.truth['end']} done in ",
+    ):
+        assert line in daily, line
+    audiences = (run.root / "dmp_audiences.log").read_text()
+    assert "progress: packs · build spring_revisit (" in audiences
+    assert "progress: deliver · spring_revisit -> " in audiences
+
+
 def test_audiences_build_valid_specs_and_fail_only_the_broken_one(run: Run) -> None:
     states = run.states["dmp_audiences"]
     # The run is marked failed (by `audit`) because one spec is broken ...
