@@ -1,7 +1,9 @@
 """``make bench`` entry: ``python -m bench.run [--sizes 200k,1M,5M,20M] [--days 31] [--out bench_out] [--reuse-bronze]``.
 
-Prints events/s for the Spark pipeline and DuckDB and their ratio per size, plus the time of one daily
+Prints events/s for the Spark pipeline and DuckDB and their ratios per size (ingest against its DuckDB
+twin, aggregate + tags, the whole pipeline; the twins' outputs checked equal), plus the time of one daily
 incremental tags run after 7, 30 (and, with --days 61, 60) days of history; writes bench_out/results.json.
+With --reuse-bronze ingest is not run or timed (nor its twin and the whole-pipeline ratio).
 The default size is small (quick run); timings are only meaningful on an otherwise idle machine.
 """
 
