@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast bench lint minio clean
+.PHONY: setup demo test test-fast bench bench-overhead lint minio clean
 
 setup: $(STAMP)
 
@@ -31,7 +31,7 @@ test:
 	$(MAKE) -j2 setup minio
 	$(BIN)/ruff check dmp jobs dags tests bench
 	$(BIN)/ruff format --check dmp jobs dags tests bench
-	$(BIN)/pytest -q tests -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/pytest -q tests -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
 # The inner loop: everything but the integration tests (real Airflow runs, spark-submit, the
 # cluster, the concurrent-writer stress test, the wheel install). Some unit tests still use MinIO.
@@ -48,6 +48,11 @@ bench:
 	$(MAKE) -j2 setup minio
 	$(BIN)/python -m bench.run --sizes $(BENCH_SIZES)
 	$(BIN)/python -m bench.bench_delivery --users $(BENCH_DELIVERY_USERS)
+
+# The fixed cost per task: make demo's three DAGs through Airflow vs the same spark-submit jobs
+# replayed in one process with one SparkSession, same data, results checked equal (~20 min).
+bench-overhead: setup
+	$(BIN)/python -m bench.bench_overhead
 
 lint: setup
 	$(BIN)/ruff check dmp jobs dags tests bench

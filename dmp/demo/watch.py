@@ -10,6 +10,7 @@ ends, with its state. The full log stays in the file.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import sys
 import time
@@ -38,9 +39,17 @@ def task_states(db: Path, dag: str) -> dict[str, str]:
     }
 
 
+# Airflow 3's task log adds the logger and the source location after the message.
+AIRFLOW_LOG_SUFFIX = re.compile(r"\s+\[[\w.]+\]\s+loc=\S+\s*$")
+
+
 def progress_lines(chunk: str) -> list[str]:
-    """The ``progress: ...`` part of each line of the log that carries one."""
-    return [line[line.index("progress: ") :] for line in chunk.splitlines() if "progress: " in line]
+    """The ``progress: ...`` message of each line of the log that carries one."""
+    return [
+        AIRFLOW_LOG_SUFFIX.sub("", line[line.index("progress: ") :])
+        for line in chunk.splitlines()
+        if "progress: " in line
+    ]
 
 
 def changes(before: dict[str, str], now: dict[str, str]) -> list[str]:

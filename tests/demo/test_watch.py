@@ -63,6 +63,12 @@ def test_progress_lines_keep_the_progress_part() -> None:
     assert watch.progress_lines(f"noise\n{LOG_LINE}\nmore noise\n") == [
         LOG_LINE[LOG_LINE.index("progress: ") :]
     ]
+    # Airflow 3 (structlog) puts the logger and the source location after the message
+    airflow3 = (
+        "2026-12-04T19:16:01.123456Z [info     ] progress: ingest · dedupe 17634 rows done in 3.0s "
+        "[airflow.task.hooks.dmp.orchestration.submit._Hook] loc=spark_submit.py:965"
+    )
+    assert watch.progress_lines(airflow3) == ["progress: ingest · dedupe 17634 rows done in 3.0s"]
 
 
 def test_watch_prints_progress_and_states_until_the_process_ends(tmp_path: Path) -> None:
