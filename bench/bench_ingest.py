@@ -352,13 +352,8 @@ def _bucket_counts(con: Any) -> dict[str, Any]:
     return counts
 
 
-def duck_ingest(
-    files: list[str], out_dir: Path, bounds: TimeBounds, threads: int, ingested_at: datetime
-) -> dict[str, Any]:
-    """Ingest ``files`` with DuckDB into ``out_dir`` (``events/`` by event_date, ``quarantine.parquet``).
-
-    Timed from reading the first line to the last file written; returns the counts, the content-hash
-    digest of the accepted events and the output paths."""
+def fresh_duckdb(out_dir: Path, threads: int) -> Any:
+    """A DuckDB connection with ``threads`` threads (Spark's cores) writing into an emptied ``out_dir``."""
     import duckdb
 
     if out_dir.exists():
@@ -366,8 +361,19 @@ def duck_ingest(
     out_dir.mkdir(parents=True)
     con = duckdb.connect()
     con.execute(f"SET threads = {threads}")
-    con.execute("SET TimeZone = 'UTC'")
     con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def duck_ingest(
+    files: list[str], out_dir: Path, bounds: TimeBounds, threads: int, ingested_at: datetime
+) -> dict[str, Any]:
+    """Ingest ``files`` with DuckDB into ``out_dir`` (``events/`` by event_date, ``quarantine.parquet``).
+
+    Timed from reading the first line to the last file written; returns the counts, the content-hash
+    digest of the accepted events and the output paths."""
+    con = fresh_duckdb(out_dir, threads)
+    con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
     con.execute("CREATE TABLE src (path VARCHAR, source_file VARCHAR)")
     con.executemany("INSERT INTO src VALUES (?, ?)", [(f, spark_source_file(f)) for f in files])

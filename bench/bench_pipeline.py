@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.bench_ingest import ingest_lines, ingest_twin, spark_ingest, whole_pipeline
+from bench.bench_ingest import fresh_duckdb, ingest_lines, ingest_twin, spark_ingest, whole_pipeline
 from dmp.contracts import tables
 from dmp.contracts.tag_config import TagConfig
 from dmp.transforms.aggregate import COUNTERS
@@ -245,14 +245,7 @@ def _ints(cols: list[str], row: Any) -> dict[str, int | None]:
 
 
 def duckdb_run(files: list[str], as_of: date, cfg: TagConfig, out_dir: Path, threads: int) -> dict[str, Any]:
-    import duckdb
-
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
-    con = duckdb.connect()
-    con.execute(f"SET threads = {threads}")
-    con.execute("SET preserve_insertion_order = false")
+    con = fresh_duckdb(out_dir, threads)
     files_sql = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
     with Timer() as t_agg:
         con.execute(duck_aggregate_sql(files_sql))
