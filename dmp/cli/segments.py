@@ -1,4 +1,4 @@
-"""``dmp segments validate | schema | build | preview | suggest``: marketers' specs -> audience packs.
+"""``dmp segments validate | schema | build | overlap | preview | suggest``: marketers' specs -> audience packs.
 
 ``suggest`` writes the spec of a pack's kept sub-audience from its evaluation's subgroup table
 (:mod:`dmp.contracts.specs.suggest`), validated, not built.
@@ -22,6 +22,9 @@ from dmp.contracts import tables
 from dmp.contracts.errors import DmpError
 
 if TYPE_CHECKING:  # pyspark only when a command needs it: `dmp --help` stays fast
+    from datetime import date
+
+    from dmp.steps.overlap import OverlapPair
     from dmp.steps.packs import BuildReport
 
 DEFAULT_SEGMENTS = "segments"
@@ -132,6 +135,44 @@ def print_report(report: BuildReport) -> None:
     console.print(table)
     for line in report.invalid:
         console.print(f"[red]✗[/] {escape(line)}", highlight=False, soft_wrap=True)
+
+
+@segments_app.command("overlap")
+def overlap(lake: LakeOpt = None, date: DateOpt = None, from_: FromOpt = None, to: ToOpt = None) -> None:
+    """People in both of every pair of a run date's packs (treatment groups) into gold/pack_overlap."""
+    from dmp.contracts.dates import resolve_dates
+    from dmp.spark.session import get_spark
+    from dmp.steps.overlap import run_overlap
+
+    days = resolve_dates(date, from_, to)
+    root = tables.resolve_lake(lake)
+    pairs = run_overlap(get_spark("dmp-segments-overlap"), root, days)
+    for day in days:
+        print_overlap(day, [p for p in pairs if p.run_date == day])
+    console.print(escape(f"pairs in {tables.table_path(root, tables.PACK_OVERLAP)}"), highlight=False)
+
+
+def print_overlap(day: date, pairs: list[OverlapPair]) -> None:
+    """One date's pairs, the largest overlaps first (shares of each pack's treatment group)."""
+    if not pairs:
+        console.print(escape(f"{day}: fewer than two packs, no pairs"), highlight=False)
+        return
+    table = Table(title=escape(f"pack overlap {day} (treatment groups, people)"))
+    for col in ("pack a", "pack b", "size a", "size b", "in both", "share of a", "share of b"):
+        table.add_column(col)
+    from dmp.reports.numbers import pct
+
+    for p in sorted(pairs, key=lambda p: (-p.users_both, p.segment_a, p.segment_b)):
+        table.add_row(
+            escape(p.segment_a),
+            escape(p.segment_b),
+            f"{p.size_a:,}",
+            f"{p.size_b:,}",
+            f"{p.users_both:,}",
+            pct(p.share_a, 1),
+            pct(p.share_b, 1),
+        )
+    console.print(table)
 
 
 @segments_app.command("preview")

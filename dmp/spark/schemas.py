@@ -191,6 +191,20 @@ PACK_RUNS = StructType(
     ]
 )
 
+# gold/pack_overlap: one row per unordered pair of a run date's packs (dmp.transforms.overlap).
+PACK_OVERLAP = StructType(
+    [
+        StructField("run_date", DateType(), False),
+        StructField("segment_a", StringType(), False),
+        StructField("segment_b", StringType(), False),
+        StructField("size_a", LongType(), False),
+        StructField("size_b", LongType(), False),
+        StructField("users_both", LongType(), False),
+        StructField("share_a", DoubleType(), True),
+        StructField("share_b", DoubleType(), True),
+    ]
+)
+
 # ops/delivery_state: what an incremental channel holds after each run (the base of the next diff).
 DELIVERY_STATE_COLUMNS: tuple[str, ...] = (
     "id_type",
