@@ -1,4 +1,4 @@
-"""``dmp segments validate | schema | build | overlap | preview | suggest``: marketers' specs -> audience packs.
+"""``dmp segments validate | schema | build | estimate | overlap | preview | suggest``: marketers' specs -> audience packs.
 
 ``suggest`` writes the spec of a pack's kept sub-audience from its evaluation's subgroup table
 (:mod:`dmp.contracts.specs.suggest`), validated, not built.
@@ -135,6 +135,50 @@ def print_report(report: BuildReport) -> None:
     console.print(table)
     for line in report.invalid:
         console.print(f"[red]✗[/] {escape(line)}", highlight=False, soft_wrap=True)
+
+
+SampleOpt = Annotated[
+    float, typer.Option("--sample", help="Share of people the estimate reads (0 < share <= 1).")
+]
+
+
+@segments_app.command("estimate")
+def estimate(
+    path: Annotated[Path, typer.Argument(help="The spec to size.")],
+    lake: LakeOpt = None,
+    date: DateOpt = None,
+    sample: SampleOpt = 0.05,
+    segments: SegmentsDirOpt = DEFAULT_SEGMENTS,
+) -> None:
+    """Expected size, holdout and deliverable verdict of a spec from a hash sample, with a 95% interval."""
+    import time
+
+    from dmp.contracts.dates import parse_date
+    from dmp.spark.session import get_spark
+    from dmp.steps.estimate import estimate_spec
+
+    spark = get_spark("dmp-segments-estimate")
+    started = time.monotonic()
+    res = estimate_spec(
+        spark, tables.resolve_lake(lake), path, segments, parse_date(date) if date else None, sample
+    )
+    est = res.estimate
+    table = Table(title=escape(f"estimate of {res.segment} ({res.kind}) for {res.run_date}"))
+    for col in ("sampled people", "size", f"{est.confidence:.0%} interval", "holdout", "min_size", "verdict"):
+        table.add_column(col)
+    verdict = {"deliverable": "[green]deliverable[/]", "too small": "[red]too small[/]"}.get(
+        est.verdict, "[yellow]uncertain[/]"
+    )
+    table.add_row(
+        f"{est.sampled:,} of a {est.fraction:.1%} sample",
+        f"{est.size:,}",
+        f"{est.low:,} .. {est.high:,}",
+        f"{est.holdout:,}",
+        f"{est.min_size:,}",
+        verdict,
+    )
+    console.print(table)
+    console.print(f"estimated in {time.monotonic() - started:.1f}s; nothing written", highlight=False)
 
 
 @segments_app.command("overlap")

@@ -92,7 +92,7 @@ def _tags_snapshot(spark: SparkSession, lake: str, run_date: date) -> DataFrame:
     return tags_df
 
 
-def _person_keys(spark: SparkSession, lake: str) -> DataFrame | None:
+def read_person_keys(spark: SparkSession, lake: str) -> DataFrame | None:
     """(user_id, person_id, holdout_key) of ``silver/persons``; None when identities were never stitched."""
     if not lk.table_exists(spark, lake, tables.PERSONS):
         return None
@@ -201,7 +201,7 @@ def _uplift(
     return uplift_candidates(spark, lake, spec, run_date, tags_df, campaign_tags_df, specs)
 
 
-def _candidates(
+def pack_candidates(
     spark: SparkSession, lake: str, spec: SegmentSpec, run_date: date, specs: dict[str, SegmentSpec]
 ) -> tuple[DataFrame, dict[str, Any]]:
     """The spec's candidates after its ``where`` (lazy), and the metrics of how they were found
@@ -229,7 +229,7 @@ def _candidates(
     return cands_df, metrics
 
 
-def _without_excluded(
+def without_excluded(
     spark: SparkSession,
     lake: str,
     spec: SegmentSpec,
@@ -292,11 +292,11 @@ def build_pack_df(
     for dep in spec.dependencies():
         if dep not in specs:
             raise SpecError(f"segment {spec.name}: depends on unknown segment {dep!r}")
-    keys_df = _person_keys(spark, lake)
-    cands_df, metrics = _candidates(spark, lake, spec, run_date, specs)
+    keys_df = read_person_keys(spark, lake)
+    cands_df, metrics = pack_candidates(spark, lake, spec, run_date, specs)
     cands_df = cands_df.persist()
     n_candidates = cands_df.count()
-    kept_df = _without_excluded(spark, lake, spec, run_date, cands_df, keys_df)
+    kept_df = without_excluded(spark, lake, spec, run_date, cands_df, keys_df)
     excludes = bool(spec.exclude.segments or spec.exclude.suppression_lists)
     n_after_exclusions = kept_df.count() if excludes else n_candidates
     persons_df = kept_df.transform(with_person_keys, keys_df).transform(one_per_person).persist()

@@ -172,7 +172,7 @@ def pack_overlap(
 # Edges: load, build in memory, print / write
 
 
-def _latest_tag_date(spark: SparkSession, lake: str) -> date:
+def latest_tag_date(spark: SparkSession, lake: str) -> date:
     if not lk.table_exists(spark, lake, tables.USER_TAGS):
         raise DmpError(
             f"{tables.table_path(lake, tables.USER_TAGS)} does not exist: run `dmp tags --date D` first"
@@ -183,7 +183,9 @@ def _latest_tag_date(spark: SparkSession, lake: str) -> date:
     return row["d"]
 
 
-def _load_spec(spec_path: str | Path, segments_dir: str | Path) -> tuple[SegmentSpec, dict[str, SegmentSpec]]:
+def load_spec_and_set(
+    spec_path: str | Path, segments_dir: str | Path
+) -> tuple[SegmentSpec, dict[str, SegmentSpec]]:
     """The previewed spec, validated together with the other specs (its seed or exclusions name them)."""
     from dmp.contracts.specs import load_spec, load_specs
 
@@ -212,8 +214,8 @@ def run_preview(
     from dmp.steps.packs import build_pack_df
 
     lake = tables.resolve_lake(lake)
-    spec, specs = _load_spec(spec_path, segments_dir)
-    day = run_date or _latest_tag_date(spark, lake)
+    spec, specs = load_spec_and_set(spec_path, segments_dir)
+    day = run_date or latest_tag_date(spark, lake)
 
     pack_df, info = build_pack_df(spark, lake, spec, day, specs)
     try:
