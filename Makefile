@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast bench bench-overhead lint minio clean
+.PHONY: setup demo test test-fast bench bench-overhead lint minio browser clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,11 @@ $(STAMP): setup.cfg pyproject.toml
 minio:
 	bash infra/minio.sh build
 
+# Headless Chromium and its driver for the site's browser test (Debian packages; needs root).
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+
 demo: setup
 	bash infra/demo.sh
 
@@ -28,7 +33,7 @@ demo: setup
 # in collection order: tests/conftest.py puts the two slow files first, so they start right away.
 PYTEST_WORKERS ?= 2
 test:
-	$(MAKE) -j2 setup minio
+	$(MAKE) -j2 setup minio browser
 	$(BIN)/ruff check dmp jobs dags tests bench
 	$(BIN)/ruff format --check dmp jobs dags tests bench
 	$(BIN)/pytest -q tests -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25

@@ -31,7 +31,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from dmp.cli import delivery, evaluate, forget, generate, identities, ingest, ops, segments, tables
+from dmp.cli import delivery, evaluate, forget, generate, identities, ingest, ops, segments, site, tables
 from dmp.contracts.errors import DmpError
 from dmp.contracts.settings import env_setting
 
@@ -66,7 +66,7 @@ def version() -> None:
     typer.echo(f"dmp {dmp.__version__} (pyspark {v('pyspark')}, delta-spark {v('delta-spark')})")
 
 
-for area in (generate, ingest, identities, tables, segments, delivery, evaluate, ops, forget):
+for area in (generate, ingest, identities, tables, segments, delivery, evaluate, ops, forget, site):
     area.register(app)
 
 err_console = Console(stderr=True)
