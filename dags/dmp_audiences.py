@@ -20,7 +20,7 @@ from dmp.orchestration.planning import (
     spec_levels,
 )
 from dmp.orchestration.settings import default_args, setting
-from dmp.orchestration.submit import run_spark_job
+from dmp.orchestration.submit import CLI_STEP, SEPARATOR, run_spark_job
 
 USER_TAGS = Asset(**USER_TAGS_ASSET)
 
@@ -45,8 +45,12 @@ one run all the queued events, and each of their days gets its packs and deliver
 3. `plan_deliveries` (trigger rule `all_done`): the channels named by the packs that were built.
 4. `deliver` (mapped per channel): `jobs/deliver.py --channel C` writes the files, manifest and
    `_SUCCESS` for each run date in order; so valid packs are delivered even when another spec failed.
-5. `audit` (`all_done`, last): fails the run if any spec or delivery failed, naming them, so a
-   broken spec is visible in the run state while everything else still went out.
+5. `publish_site` (`all_done`): one Spark application runs `dmp segments overlap` for the run
+   dates (gold/pack_overlap: people shared by every pair of packs) and then `dmp site`, the static
+   pages marketers open (`<lake>/site/index.html`, docs/site.md). A lake on object storage has no
+   local folder for the site: the task says so and publishes nothing (run `dmp site --out DIR`).
+6. `audit` (`all_done`, last): fails the run if any spec, delivery or the site failed, naming them,
+   so a broken spec is visible in the run state while everything else still went out.
 """
 
 
@@ -141,6 +145,29 @@ def deliver(channel: str, days: list[str]) -> dict[str, str]:
     return {"channel": channel}
 
 
+@task(execution_timeout=timedelta(minutes=30), trigger_rule=TriggerRule.ALL_DONE)
+def publish_site(days: list[str], delivered: list[dict[str, str]]) -> dict[str, str]:
+    """After the deliveries (``delivered`` orders it; the site shows what went out)."""
+    lake = setting("lake")
+    args: list[str] = []
+    for start, end in date_ranges(days):
+        args += [
+            *([SEPARATOR] if args else []),
+            "segments",
+            "overlap",
+            "--lake",
+            lake,
+            *date_args(start, end),
+        ]
+    if "://" in lake:
+        print(f"{lake}: the site needs a local folder; run `dmp site --lake {lake} --out DIR` to publish it")
+    else:
+        args += [*([SEPARATOR] if args else []), "site", "--lake", lake, "--segments", setting("segments")]
+    if args:
+        run_spark_job(CLI_STEP, args)
+    return {"site": "" if "://" in lake else f"{lake}/site/index.html"}
+
+
 @task(execution_timeout=timedelta(minutes=5), trigger_rule=TriggerRule.ALL_DONE, retries=0)
 def audit(
     independent: list[str],
@@ -149,15 +176,17 @@ def audit(
     second: list[dict[str, Any]],
     channels: list[str],
     delivered: list[dict[str, str]],
+    site: dict[str, str] | None,
 ) -> dict[str, Any]:
     from airflow.exceptions import AirflowFailException
 
     built = {r["spec"] for r in [*(first or []), *(second or [])] if r}
     failed_specs = sorted({*(independent or []), *(dependent or [])} - built)
     failed_channels = sorted(set(channels or []) - {d["channel"] for d in delivered or [] if d})
-    if failed_specs or failed_channels:
+    if failed_specs or failed_channels or not site:
         raise AirflowFailException(
-            f"failed specs: {failed_specs or 'none'}; failed deliveries: {failed_channels or 'none'} "
+            f"failed specs: {failed_specs or 'none'}; failed deliveries: {failed_channels or 'none'}; "
+            f"overlap and site: {'published' if site else 'failed'} "
             f"(the other {len(built)} packs were built and delivered; see the failed tasks' logs)"
         )
     return {"built": sorted(built), "delivered": sorted(channels or [])}
@@ -191,7 +220,8 @@ def dmp_audiences() -> None:
     first >> second
     channels = plan_deliveries(first, second)
     delivered = deliver.partial(days=days).expand(channel=channels)
-    audit(independent, dependent, first, second, channels, delivered)
+    site = publish_site(days, delivered)
+    audit(independent, dependent, first, second, channels, delivered, site)
 
 
 dmp_audiences()

@@ -10,7 +10,7 @@ from dmp.contracts import tables
 from dmp.orchestration.deltaread import delta_partition_values, delta_rows
 from dmp.orchestration.planning import due_evaluations, evaluation_batches, list_specs, spec_info
 from dmp.orchestration.settings import default_args, setting
-from dmp.orchestration.submit import run_spark_job
+from dmp.orchestration.submit import CLI_STEP, run_spark_job
 
 DOC = """
 ### dmp_uplift
@@ -32,6 +32,11 @@ packs. `jobs/evaluate.py --segment S1 --segment S2 … --run-date D` (each pack 
 `<lake>/reports/<segment>/<run_date>/` (local or `s3://`, `dmp.steps.report_store`): nothing
 depends on the Spark driver's working directory, which on a cluster is a container that goes away.
 Different run dates write different partitions, so their tasks run at once.
+
+`publish_site`, once every evaluation succeeded (a failed one leaves the run failed and the last
+site as it was): `dmp site` rewrites `<lake>/site/` with the new uplift numbers and reports
+(docs/site.md). Nothing evaluated, nothing to publish; a lake on object storage has no local
+folder for the site (run `dmp site --out DIR`).
 """
 
 
@@ -87,7 +92,21 @@ def dmp_uplift() -> None:
         run_spark_job("evaluate", args)
         return item
 
-    evaluate.expand(item=find_due())
+    @task(execution_timeout=timedelta(minutes=30))
+    def publish_site(evaluated: list[dict[str, str]]) -> str:
+        lake = setting("lake")
+        if not list(evaluated or []):
+            print("nothing was evaluated: the site is unchanged")
+            return ""
+        if "://" in lake:
+            print(
+                f"{lake}: the site needs a local folder; run `dmp site --lake {lake} --out DIR` to publish it"
+            )
+            return ""
+        run_spark_job(CLI_STEP, ["site", "--lake", lake, "--segments", setting("segments")])
+        return f"{lake}/site/index.html"
+
+    publish_site(evaluate.expand(item=find_due()))
 
 
 dmp_uplift()

@@ -100,4 +100,9 @@ for u in json.load(open(sys.argv[2]))["uplift"]:
 EOF
 echo
 echo "Airflow home: $AIRFLOW_HOME   DAG logs: $out/logs/   deliveries: $out/delivery/   reports: $out/lakehouse/reports/"
+if [[ -f "$out/lakehouse/site/index.html" ]]; then
+  echo "the marketers' site (open it in a browser): file://$out/lakehouse/site/index.html"
+else
+  echo "no site was published (see the publish_site task in $out/logs/dmp_audiences.log)" >&2
+fi
 echo "demo finished in $(( $(date +%s) - began ))s"

@@ -126,6 +126,11 @@ def test_audiences_maps_specs_and_channels_and_tolerates_failed_specs(bag: dict)
     # A failed spec must not stop the second wave, the delivery planning or the final audit.
     for task_id in ("build_dependent_pack", "plan_deliveries", "audit"):
         assert t[task_id]["trigger_rule"] == "all_done", task_id
+    # The overlap and the site are published after the deliveries, whatever failed; audit reads
+    # their outcome too, so it stays the one leaf that decides the run's state.
+    assert t["publish_site"]["upstream"] == ["deliver", "run_dates"]
+    assert t["publish_site"]["trigger_rule"] == "all_done"
+    assert "publish_site" in t["audit"]["upstream"]
     leaves = [tid for tid in t if not any(tid in o["upstream"] for o in t.values())]
     assert leaves == ["audit"]
 
@@ -134,6 +139,10 @@ def test_uplift_maps_evaluations(bag: dict) -> None:
     up = bag["dags"]["dmp_uplift"]
     assert up["tasks"]["evaluate"]["mapped"]
     assert up["tasks"]["evaluate"]["upstream"] == ["find_due"]
+    # The site is rewritten only when every evaluation succeeded: a failed one must fail the run,
+    # and a leaf that ran anyway would hide it.
+    assert up["tasks"]["publish_site"]["upstream"] == ["evaluate"]
+    assert up["tasks"]["publish_site"]["trigger_rule"] == "all_success"
     assert {"as_of", "reevaluate"} <= set(up["params"])
 
 
