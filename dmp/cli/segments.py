@@ -199,7 +199,7 @@ def overlap(lake: LakeOpt = None, date: DateOpt = None, from_: FromOpt = None, t
 def print_overlap(day: date, pairs: list[OverlapPair]) -> None:
     """One date's pairs, the largest overlaps first (shares of each pack's treatment group)."""
     if not pairs:
-        console.print(escape(f"{day}: fewer than two packs, no pairs"), highlight=False)
+        console.print(escape(f"{day}: fewer than two packs built, no pairs"), highlight=False)
         return
     table = Table(title=escape(f"pack overlap {day} (treatment groups, people)"))
     for col in ("pack a", "pack b", "size a", "size b", "in both", "share of a", "share of b"):

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from datetime import date
 
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from dmp.contracts import tables
 from dmp.spark import lake as lk
 from dmp.spark import schemas
 from dmp.spark.progress import phase
+from dmp.transforms.columns import lit_date
 from dmp.transforms.overlap import OVERLAP_COLUMNS, build_pack_overlap
 
 
@@ -32,13 +34,31 @@ class OverlapPair:
     share_b: float | None
 
 
+def _built_segments(spark: SparkSession, lake: str, run_dates: list[date]) -> dict[date, list[str]]:
+    """The packs built for each date per ops/pack_runs: an empty pack has a run but no rows."""
+    if not lk.table_exists(spark, lake, tables.PACK_RUNS):
+        return {}
+    rows = (
+        lk.read_table(spark, lake, tables.PACK_RUNS)
+        .filter(F.col("run_date").isin([lit_date(d) for d in sorted(set(run_dates))]))
+        .select("run_date", "segment")
+        .distinct()
+        .collect()
+    )
+    built: dict[date, list[str]] = {}
+    for r in rows:
+        built.setdefault(r["run_date"], []).append(r["segment"])
+    return {day: sorted(names) for day, names in built.items()}
+
+
 def compute_overlap(spark: SparkSession, lake: str, run_dates: list[date]) -> list[OverlapPair]:
     """The pairs of every date of ``run_dates``, from the packs as they are now (nothing written)."""
     packs_df = lk.read_required(spark, lake, tables.AUDIENCE_PACKS, "dmp segments build")
+    built = _built_segments(spark, lake, run_dates)
     pairs: list[OverlapPair] = []
     for i, day in enumerate(sorted(set(run_dates)), start=1):
         with phase("overlap", f"pairs of the packs of {day}", step=(i, len(set(run_dates)))):
-            rows = build_pack_overlap(packs_df, day).collect()
+            rows = build_pack_overlap(packs_df, day, built.get(day, [])).collect()
         pairs += [OverlapPair(**{c: r[c] for c in OVERLAP_COLUMNS}) for r in rows]
     return sorted(pairs, key=lambda p: (p.run_date, p.segment_a, p.segment_b))
 

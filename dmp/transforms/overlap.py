@@ -49,17 +49,20 @@ def _share(size_column: str) -> Column:
     return F.when(F.col(size_column) > 0, F.col("users_both") / F.col(size_column))
 
 
-def build_pack_overlap(packs_df: DataFrame, run_date: date) -> DataFrame:
+def build_pack_overlap(packs_df: DataFrame, run_date: date, segments: list[str] | None = None) -> DataFrame:
     """Every unordered pair of ``run_date``'s packs with their people in common (module docstring).
 
-    A pack whose treatment group is empty still has its pairs (sizes 0, shares null); a date
-    with fewer than two packs gives no rows.
+    ``segments``: the packs built for that date (ops/pack_runs), so that a pack with no rows at all
+    (nobody qualified) still has its pairs; packs with rows are included anyway. A pack whose
+    treatment group is empty has sizes 0 and null shares of it; fewer than two packs give no rows.
     """
     people_df = treatment_people(packs_df, run_date)
+    names_df = packs_df.filter(F.col("run_date") == F.lit(run_date)).select("segment")
+    if segments:
+        spark = packs_df.sparkSession
+        names_df = names_df.unionByName(spark.createDataFrame([(s,) for s in segments], "segment string"))
     segments_df = (
-        packs_df.filter(F.col("run_date") == F.lit(run_date))
-        .select("segment")
-        .distinct()
+        names_df.distinct()
         .join(people_df.groupBy("segment").agg(F.count(F.lit(1)).alias("size")), "segment", "left")
         .select("segment", F.coalesce("size", F.lit(0)).cast("long").alias("size"))
     )

@@ -308,3 +308,26 @@ def test_uplift_evaluates_the_closed_window_only(run: Run) -> None:
     assert result["pre_rate_treatment"][0] == 0.0 and result["pre_rate_control"][0] == 0.0
     assert result["pre_p_value"][0] == 1.0
     assert all(state == "success" for state, _ in run.states["dmp_uplift"].values())
+
+
+def test_the_runs_publish_the_overlap_and_the_site(run: Run) -> None:
+    """dmp_audiences' publish_site wrote gold/pack_overlap for the run date and the site; dmp_uplift
+    rewrote the site with the evaluations (its pack pages link the copied reports)."""
+    from deltalake import DeltaTable
+
+    assert run.states["dmp_audiences"]["publish_site"][0] == "success"
+    assert run.states["dmp_uplift"]["publish_site"][0] == "success"
+    lake = str(run.root / "lake")
+    overlap = DeltaTable(tables.table_path(lake, tables.PACK_OVERLAP)).to_pandas()
+    pairs = {
+        (r.segment_a, r.segment_b)
+        for r in overlap.itertuples()
+        if str(r.run_date) == run.campaign["run_date"]
+    }
+    assert pairs == {("cart_abandoners", "spring_revisit")}
+    index = (run.root / "lake" / "site" / "index.html").read_text()
+    for segment in ("spring_revisit", "cart_abandoners"):
+        assert f"packs/{segment}.html" in index
+    assert list((run.root / "lake" / "site").rglob("report.html")), (
+        "the evaluated packs' reports are in the site"
+    )

@@ -50,6 +50,19 @@ def test_each_date_is_replaced_on_rerun_and_the_others_stay(spark: SparkSession,
     assert stored(spark, lake) == {(D2, "a", "b", 9)}
 
 
+def test_an_empty_pack_is_paired_from_its_pack_run(spark: SparkSession, lake: str) -> None:
+    """An empty pack writes no row to gold/audience_packs; ops/pack_runs says it was built."""
+    write_packs(spark, lake, [pack_row("a", "u1", person="u1")])
+    runs_df = spark.createDataFrame(
+        [("a", D2), ("empty", D2), ("other_day", D1)], "segment string, run_date date"
+    )
+    lk.overwrite_table(runs_df, lake, tables.PACK_RUNS)
+    pairs = run_overlap(spark, lake, [D2])
+    assert [(p.segment_a, p.segment_b, p.size_a, p.size_b, p.users_both) for p in pairs] == [
+        ("a", "empty", 1, 0, 0)
+    ]
+
+
 def test_the_command_prints_each_pair_and_where_it_wrote(spark: SparkSession, lake: str) -> None:
     write_packs(spark, lake, venn_rows())
     res = CliRunner().invoke(

@@ -77,3 +77,15 @@ def test_holdout_other_dates_and_second_accounts_do_not_count(spark: SparkSessio
 def test_a_date_with_one_pack_has_no_pairs(spark: SparkSession) -> None:
     assert overlap_of(spark, [pack_row("a", "u1", person="u1")]) == {}
     assert overlap_of(spark, venn_rows(), day=date(2026, 12, 1)) == {}
+
+
+def test_a_built_pack_with_no_rows_still_has_its_pairs(spark: SparkSession) -> None:
+    """Nobody qualified for ``e``: gold/audience_packs has no row of it, ops/pack_runs names it."""
+    df = spark.createDataFrame(venn_rows(), schemas.AUDIENCE_PACKS)
+    out = {
+        (r["segment_a"], r["segment_b"]): (r["size_a"], r["size_b"], r["users_both"], r["share_b"])
+        for r in build_pack_overlap(df, RUN, ["a", "e"]).collect()
+    }
+    assert out[("a", "e")] == (15, 0, 0, None)
+    assert out[("b", "e")] == (19, 0, 0, None)
+    assert len(out) == 6  # a, b, c from their rows, e from the runs
