@@ -12,6 +12,10 @@ A channel may say what it costs (``cost:``, :class:`ChannelCost`), for the uplif
 incremental ROI (docs/uplift.md): a price per delivered user or per thousand delivered users,
 and for coupon channels the value of each coupon redeemed. Amounts are in the currency of the
 lake's GMV.
+
+A channel may also rank its segments (``priority:``) and cap how often one person is contacted
+(``frequency_cap: {max: N, days: D}``); docs/priority_caps.md and :mod:`dmp.transforms.contacts`
+give the semantics. Without either, delivery is exactly as before.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 import reprlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import unquote
@@ -193,6 +198,25 @@ class ChannelCost(BaseModel):
         return 0.0
 
 
+# Why a treated user of a pack was not delivered to a channel (manifest ``excluded_by_reason``,
+# ops/channel_contacts ``outcome``): a higher-priority pack claimed them, or the frequency cap did.
+LOST_TO_PRIORITY = "priority"
+LOST_TO_FREQUENCY_CAP = "frequency_cap"
+DELIVERED = "delivered"
+CONTACT_OUTCOMES: tuple[str, ...] = (DELIVERED, LOST_TO_PRIORITY, LOST_TO_FREQUENCY_CAP)
+SEGMENT_NAME_PATTERN = r"^[a-z0-9_]+$"
+FREQUENCY_CAP_FORMS = "frequency_cap: {max: N, days: D} (at most N deliveries of a person in any D days)"
+
+
+class FrequencyCap(BaseModel):
+    """At most ``max`` deliveries of one person to the channel in any ``days`` consecutive days."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max: Annotated[int, Field(ge=1, strict=True)]
+    days: Annotated[int, Field(ge=1, le=366, strict=True)]
+
+
 class Channel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -206,6 +230,10 @@ class Channel(BaseModel):
     # The consent a user must have granted to be delivered here (silver/consents, docs/privacy.md);
     # by default the purpose of the channel's type (ad -> ad_personalization, coupon -> marketing_messages).
     purpose: Purpose | None = None
+    # Segments in priority order: a person is delivered only in the highest-ranked pack they are in
+    # (segments not listed rank after the listed ones, by name).
+    priority: list[str] = Field(default_factory=list)
+    frequency_cap: FrequencyCap | None = None
 
     @field_validator("destination")
     @classmethod
@@ -221,6 +249,17 @@ class Channel(BaseModel):
         dupes = sorted({v for v in value if value.count(v) > 1})
         if dupes:
             raise ValueError(f"id types listed twice: {dupes}")
+        return value
+
+    @field_validator("priority")
+    @classmethod
+    def _priority(cls, value: list[str]) -> list[str]:
+        bad = [_short.repr(v) for v in value if not re.fullmatch(SEGMENT_NAME_PATTERN, v)]
+        if bad:
+            raise ValueError(f"segment names must match {SEGMENT_NAME_PATTERN}, got {', '.join(bad[:5])}")
+        dupes = sorted({v for v in value if value.count(v) > 1})
+        if dupes:
+            raise ValueError(f"segments listed twice: {dupes}")
         return value
 
     @model_validator(mode="after")
@@ -245,6 +284,16 @@ class Channel(BaseModel):
     def consent_purpose(self) -> str:
         """The purpose whose granted consent a user needs to be delivered to this channel."""
         return self.purpose or PURPOSE_OF_CHANNEL_TYPE[self.type]
+
+    @property
+    def has_contact_rules(self) -> bool:
+        """True when the channel ranks its packs or caps contacts (ops/channel_contacts is kept)."""
+        return bool(self.priority) or self.frequency_cap is not None
+
+    def rank_segments(self, segments: Iterable[str]) -> list[str]:
+        """``segments`` in delivery order: the ``priority`` list's order, then the others by name."""
+        place = {name: i for i, name in enumerate(self.priority)}
+        return sorted(set(segments), key=lambda s: (place.get(s, len(place)), s))
 
     @property
     def is_s3(self) -> bool:
@@ -275,6 +324,8 @@ def _allowed_fields(loc: tuple[int | str, ...]) -> str:
     """The fields allowed where an unknown one was found (a channel's, its cost's, or the file's)."""
     if len(loc) == 4 and loc[2] == "cost":
         model: type[BaseModel] = ChannelCost
+    elif len(loc) == 4 and loc[2] == "frequency_cap":
+        model = FrequencyCap
     elif len(loc) == 3:
         model = Channel
     else:
@@ -296,6 +347,12 @@ def _format_validation_error(path: Path, exc: ValidationError) -> str:
             msg = f"got {_short.repr(err['input'])}; expected true or false"
         elif err["type"] == "model_type" and err["loc"][2:3] == ("cost",):
             msg = f"got {_short.repr(err['input'])}; expected a mapping: {COST_FORMS}"
+        elif err["loc"][2:3] == ("frequency_cap",) and err["type"] == "missing":
+            msg = f"required; expected {FREQUENCY_CAP_FORMS}"
+        elif err["loc"][2:3] == ("frequency_cap",):
+            msg = (
+                f"got {_short.repr(err['input'])}; expected {FREQUENCY_CAP_FORMS}, N and D whole numbers >= 1"
+            )
         elif err["type"] == "literal_error" and "expected" in err.get("ctx", {}):
             msg = f"got {_short.repr(err['input'])}, allowed: {err['ctx']['expected']}"
         elif err["type"] == "value_error" and "error" in err.get("ctx", {}):

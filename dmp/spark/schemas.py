@@ -354,3 +354,20 @@ ERASURE_REQUESTS_SCHEMA = StructType(
         StructField("vacuum_json", StringType(), True),
     ]
 )
+
+# ops/channel_contacts: per channel and run date, every treated user of a pack of a channel with
+# ``priority`` or ``frequency_cap`` (dmp.transforms.contacts) and what became of them: delivered, or
+# lost to ``priority`` / ``frequency_cap``. Partitioned by (channel, run_date); one delivery replaces
+# exactly its (channel, run_date, segment) rows, so a rerun replaces itself. The cap counts the
+# ``delivered`` rows by person (person_id, else user_id).
+CHANNEL_CONTACTS_PARTITIONS: tuple[str, ...] = ("channel", "run_date")
+CHANNEL_CONTACTS_SCHEMA = StructType(
+    [
+        StructField("channel", StringType(), False),
+        StructField("run_date", DateType(), False),
+        StructField("segment", StringType(), False),
+        StructField("user_id", StringType(), False),
+        StructField("person_id", StringType(), True),
+        StructField("outcome", StringType(), False),  # delivered | priority | frequency_cap
+    ]
+)

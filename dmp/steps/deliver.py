@@ -9,6 +9,8 @@ For each (segment, channel, run_date):
    person who also has an account in the holdout), keep every value of the most preferred id type
    each user has (several devices -> several rows), normalise and hash
    (:mod:`dmp.steps.deliver_keys`). Users without a usable id are counted by reason, never delivered.
+   A channel with ``priority`` / ``frequency_cap`` delivers its packs of a date in priority order and
+   only the users those rules let through (:mod:`dmp.steps.deliver_contacts`, docs/priority_caps.md).
 2. **Collect** the result to the driver (Arrow ``toPandas``). A pack is at most a few million short
    rows (an md5/sha256 hex string and an id type), i.e. a few hundred MB at most: cheaper and far
    more predictable to sort, diff and gzip in one process than to coordinate Spark part files, and it
@@ -76,6 +78,7 @@ from dmp.delivery.targets import DeliveryTarget, targets_from_specs
 from dmp.spark import lake as lk
 from dmp.spark import schemas
 from dmp.spark.progress import phase
+from dmp.steps.deliver_contacts import clear_contacts, order_pairs, record_contacts, select_contacts
 from dmp.steps.deliver_keys import PERSON_TABLES, DeliveryInputs, arrow, read_person_tables, resolve_keys
 
 
@@ -225,6 +228,7 @@ class _Context:
     stores: dict[str, ObjectStore] = field(default_factory=dict)
     person_keys_df: DataFrame | None = None  # silver/persons (dmp.steps.deliver_keys); None: never stitched
     person_ids_df: DataFrame | None = None
+    targets: dict[str, DeliveryTarget] = field(default_factory=dict)  # every valid spec (priority ranks them)
 
     def inputs(self) -> DeliveryInputs:
         return DeliveryInputs(
@@ -376,8 +380,23 @@ def _deliver(ctx: _Context, job: _Job, result: DeliveryResult, delivered: list[d
     if pack is None or skipped is not None:
         result.status = DeliveryStatus.SKIPPED
         result.message = skipped or ""
+        if job.channel.has_contact_rules:  # nothing sent: no contacts left from an earlier run
+            clear_contacts(ctx.spark, ctx.lake, job.channel_name, job.segment, job.run_date)
         return
-    keys_pdf, match = resolve_keys(ctx.inputs(), job.channel, job.segment, job.run_date)
+    selection = None
+    if job.channel.has_contact_rules:  # priority groups, frequency caps (docs/priority_caps.md)
+        selection = select_contacts(
+            ctx.spark,
+            ctx.lake,
+            ctx.packs_df,
+            ctx.targets,
+            job.channel_name,
+            job.channel,
+            job.segment,
+            job.run_date,
+        )
+    rules = (selection.allowed_df, selection.lost) if selection is not None else ()
+    keys_pdf, match, sent_users = resolve_keys(ctx.inputs(), job.channel, job.segment, job.run_date, *rules)
     gate = ConsentGate(
         int(pack.treatment) - match.excluded_users,
         job.target.min_size,
@@ -401,6 +420,8 @@ def _deliver(ctx: _Context, job: _Job, result: DeliveryResult, delivered: list[d
     result.files.append(manifest_file)
     if plan.state is not None:
         _write_state(ctx.spark, ctx.lake, job.channel_name, job.segment, job.run_date, plan.state)
+    if selection is not None:
+        record_contacts(ctx.spark, ctx.lake, selection, [] if gate.withheld else (sent_users or []))
 
 
 def deliver_one(
@@ -494,6 +515,7 @@ def _deliver_date(
         if segment not in on_date:
             return results, [f"{run_date}: no pack for segment {segment!r} (build it first)"]
         on_date = [segment]
+    pairs: list[tuple[str, str]] = []
     for seg in on_date:
         target = targets.get(seg)
         if target is None:
@@ -506,11 +528,12 @@ def _deliver_date(
             failures.append(
                 f"{seg}: spec does not list channel {channel!r} (channels: {list(target.channels)})"
             )
-        for name in wanted:
-            try:
-                results.append(deliver_one(ctx, target, name, channels.get(name), run_date))
-            except DmpError as exc:
-                failures.append(f"{run_date} {seg} -> {name}: {exc}")
+        pairs += [(seg, name) for name in wanted]
+    for seg, name in order_pairs(pairs, channels):  # a channel's packs in its priority order
+        try:
+            results.append(deliver_one(ctx, targets[seg], name, channels.get(name), run_date))
+        except DmpError as exc:
+            failures.append(f"{run_date} {seg} -> {name}: {exc}")
     return results, failures
 
 
@@ -535,6 +558,7 @@ def deliver(
     if segment is not None and segment not in targets:
         raise DmpError(f"segment {segment!r}: no valid spec with that name (see `dmp segments validate`)")
     ctx = _open_context(spark, lake, run_dates, after_put)
+    ctx.targets = dict(targets)
     results: list[DeliveryResult] = []
     failures: list[str] = []
     for run_date in sorted(run_dates):

@@ -98,29 +98,53 @@ def _by_person(
 
 
 def resolve_keys(
-    inputs: DeliveryInputs, channel: Channel, segment: str, run_date: date
-) -> tuple[pd.DataFrame, MatchCounts]:
-    """The matched (id_type, user_key) rows on the driver and the match counts by reason."""
+    inputs: DeliveryInputs,
+    channel: Channel,
+    segment: str,
+    run_date: date,
+    allowed_df: DataFrame | None = None,
+    lost: dict[str, int] | None = None,
+) -> tuple[pd.DataFrame, MatchCounts, list[str] | None]:
+    """The matched (id_type, user_key) rows on the driver, the match counts by reason and, when
+    ``allowed_df`` is given, the user ids delivered.
+
+    ``allowed_df`` (user_id): the treated users a channel's priority and frequency cap let through
+    (:mod:`dmp.steps.deliver_contacts`); ``lost`` counts the others by reason, reported with the
+    other exclusions. Without them every treated user is a candidate, as before.
+    """
     treatment_df = filter_deliverable_treatment(inputs.packs_df, segment, run_date)
+    if allowed_df is not None:
+        treatment_df = treatment_df.join(allowed_df.select("user_id"), "user_id", "left_semi")
     treatment_df, ids_df, consents_df, crossed = _by_person(inputs, treatment_df, segment, run_date)
     checked_df = with_consent_reason_for(treatment_df, consents_df, channel.consent_purpose).persist()
     try:
-        excluded = ({HOLDOUT_PERSON: crossed} if crossed else {}) | {
-            r["consent_reason"]: int(r["users"])
-            for r in checked_df.filter(F.col("consent_reason").isNotNull())
-            .groupBy("consent_reason")
-            .agg(F.count("*").alias("users"))
-            .collect()
-        }
+        excluded = (
+            (lost or {})
+            | ({HOLDOUT_PERSON: crossed} if crossed else {})
+            | {
+                r["consent_reason"]: int(r["users"])
+                for r in checked_df.filter(F.col("consent_reason").isNotNull())
+                .groupBy("consent_reason")
+                .agg(F.count("*").alias("users"))
+                .collect()
+            }
+        )
         consented_df = checked_df.filter(F.col("consent_reason").isNull()).select("user_id")
         resolved_df = resolve_user_keys(consented_df, ids_df, channel).persist()
         try:
             with arrow(inputs.spark):
                 keys_pdf = filter_matched_keys(resolved_df).toPandas()
             stats = users_by_reason(resolved_df).collect()
+            delivered = None if allowed_df is None else _matched_users(resolved_df)
         finally:
             resolved_df.unpersist()
     finally:
         checked_df.unpersist()
     pairs = ((r["reason"], r["users"]) for r in stats)
-    return keys_pdf, MatchCounts.from_counts(pairs, keys_pdf, excluded)
+    return keys_pdf, MatchCounts.from_counts(pairs, keys_pdf, excluded), delivered
+
+
+def _matched_users(resolved_df: DataFrame) -> list[str]:
+    """The user ids with at least one delivered key, sorted."""
+    rows = resolved_df.filter(F.col("user_key").isNotNull()).select("user_id").distinct().collect()
+    return sorted(r["user_id"] for r in rows)

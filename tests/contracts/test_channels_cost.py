@@ -72,7 +72,7 @@ def test_an_unknown_channel_field_lists_cost_among_the_allowed(tmp_path: Path) -
         load_channels(folder)
     assert str(err.value) == (
         f"{folder / 'channels.yaml'}: channels.jd_ads.costs: unknown field "
-        "(allowed: type, destination, id_types, hash, phone_format, sync, cost, purpose)"
+        "(allowed: type, destination, id_types, hash, phone_format, sync, cost, purpose, priority, frequency_cap)"
     )
 
 
