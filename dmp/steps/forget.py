@@ -60,6 +60,9 @@ USER_ID_TABLES: tuple[str, ...] = (
     tables.USER_TAG_STATE,
     tables.AUDIENCE_PACKS,
     tables.SUPPRESSION_LISTS,
+    # Who a capped or prioritised channel reached on which day (dmp.steps.deliver_contacts): an
+    # erased account is never delivered again, so its rows go and its cap history with them.
+    tables.CHANNEL_CONTACTS,
 )
 QUARANTINE_TABLES: tuple[str, ...] = (
     tables.EVENTS_QUARANTINE,

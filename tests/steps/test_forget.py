@@ -129,6 +129,10 @@ def _gold_tables(spark, lake: str) -> None:
     lk.overwrite_table(
         spark.createDataFrame(state, schemas.DELIVERY_STATE_SCHEMA), lake, tables.DELIVERY_STATE
     )
+    contacts = [("jd_ads", DAY, "s1", u, None, "delivered") for u in everyone if u != "u0000099"]
+    lk.overwrite_table(
+        spark.createDataFrame(contacts, schemas.CHANNEL_CONTACTS_SCHEMA), lake, tables.CHANNEL_CONTACTS
+    )
     _delivered(spark, lake, datetime(2026, 3, 9, 8, 0))
 
 
@@ -219,8 +223,10 @@ def test_the_accounts_are_gone_from_every_table_and_the_others_untouched(spark, 
         tables.USER_TAG_STATE: {"status": "deleted", "rows": 2},
         tables.AUDIENCE_PACKS: {"status": "deleted", "rows": 2, "segments": ["s1"]},
         tables.SUPPRESSION_LISTS: {"status": "deleted", "rows": 1},
+        tables.CHANNEL_CONTACTS: {"status": "deleted", "rows": 2},
         tables.DELIVERY_STATE: {"status": "kept_until_delivery", "rows": 1},
     }
+    assert _users(spark, lake, tables.CHANNEL_CONTACTS) == ["u00000420"]
 
 
 def test_tombstones_and_record_hold_hashes_only(spark, forgotten) -> None:
