@@ -41,6 +41,10 @@ class ChannelDelivery:
     channel: str
     rows: int
     kinds: tuple[str, ...] = ()
+    # People of the pack the channel's rules kept from it (ops/channel_contacts): reached by a
+    # higher-priority pack, or over the frequency cap. 0 on channels without rules.
+    lost_priority: int = 0
+    lost_cap: int = 0
 
 
 @dataclass(frozen=True)
@@ -193,7 +197,15 @@ def _deliveries_cell(pack: Pack) -> Markup:
     """One line per delivered channel: ``channel: N rows``."""
     if not pack.deliveries:
         return Markup("none")
-    return Markup("<br>".join(_nowrap(f"{d.channel}: {_count(d.rows)} rows") for d in pack.deliveries))
+    return Markup("<br>".join(_nowrap(_delivery_text(d)) for d in pack.deliveries))
+
+
+def _delivery_text(d: ChannelDelivery) -> str:
+    """``channel: N rows``, plus the people the channel's priority and frequency cap kept out."""
+    losses = [
+        f"{_count(n)} to {what}" for n, what in ((d.lost_priority, "priority"), (d.lost_cap, "cap")) if n
+    ]
+    return f"{d.channel}: {_count(d.rows)} rows" + (f" (lost {', '.join(losses)})" if losses else "")
 
 
 # ------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from dmp.contracts import tables
+from dmp.contracts.channels import DELIVERED, LOST_TO_FREQUENCY_CAP, LOST_TO_PRIORITY
 from dmp.contracts.errors import DmpError
 from dmp.contracts.specs.loader import spec_files
 from dmp.contracts.status import as_date, latest_attempts
@@ -109,9 +110,32 @@ def _pack_counts(spark: SparkSession, lake: str) -> dict[Key, dict[str, Any]]:
     return {(str(r["segment"]), as_date(r["run_date"])): r.asDict() for r in grouped_df.collect()}
 
 
+def _contact_losses(spark: SparkSession, lake: str) -> dict[tuple[str, str, date], dict[str, int]]:
+    """(segment, channel, run_date) -> people lost per outcome (priority, frequency cap)."""
+    from pyspark.sql import functions as F
+
+    if not lk.table_exists(spark, lake, tables.CHANNEL_CONTACTS):
+        return {}
+    counts = (
+        lk.read_table(spark, lake, tables.CHANNEL_CONTACTS)
+        .filter(F.col("outcome") != F.lit(DELIVERED))
+        .groupBy("segment", "channel", "run_date", "outcome")
+        .count()
+        .collect()
+    )
+    lost: dict[tuple[str, str, date], dict[str, int]] = {}
+    for r in counts:
+        lost.setdefault((r["segment"], r["channel"], as_date(r["run_date"])), {})[r["outcome"]] = int(
+            r["count"]
+        )
+    return lost
+
+
 def _deliveries(spark: SparkSession, lake: str) -> dict[Key, tuple[rs.ChannelDelivery, ...]]:
-    """Per pack, the channels whose latest attempt succeeded and the rows it delivered."""
+    """Per pack, the channels whose latest attempt succeeded, the rows it delivered and what the
+    channel's priority and frequency cap kept from it."""
     columns = ("segment", "channel", "run_date", "attempt", "kind", "rows", "status")
+    losses = _contact_losses(spark, lake)
     found: dict[Key, list[rs.ChannelDelivery]] = {}
     for key, attempt in latest_attempts(_rows(spark, lake, tables.DELIVERIES, columns)).items():
         if not attempt.delivered:
@@ -121,6 +145,12 @@ def _deliveries(spark: SparkSession, lake: str) -> dict[Key, tuple[rs.ChannelDel
             channel=key.channel,
             rows=sum(int(r.get("rows") or 0) for r in files),
             kinds=tuple(sorted({str(r["kind"]) for r in files})),
+            lost_priority=losses.get((key.segment, key.channel, as_date(key.run_date)), {}).get(
+                LOST_TO_PRIORITY, 0
+            ),
+            lost_cap=losses.get((key.segment, key.channel, as_date(key.run_date)), {}).get(
+                LOST_TO_FREQUENCY_CAP, 0
+            ),
         )
         found.setdefault((key.segment, key.run_date), []).append(delivery)
     return {k: tuple(sorted(v, key=lambda d: d.channel)) for k, v in found.items()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 from dmp.reports import site as rs
@@ -95,6 +96,16 @@ def test_index_lists_every_pack_with_its_numbers() -> None:
     assert 'href="reports/spring_revisit/2026-05-04/report.html"' in index
     assert "bad_event_type: 7, no_user: 3" in index and "990" in index
     assert index.count('<tr><td><a href="packs/') == len(_packs())
+
+
+def test_a_channels_priority_and_cap_losses_are_shown_beside_its_rows() -> None:
+    lost = rs.ChannelDelivery("jd_ads", 900, ("full",), lost_priority=1234, lost_cap=56)
+    capped_only = rs.ChannelDelivery("coupon_center", 10, ("full",), lost_cap=3)
+    packs = (replace(_packs()[0], deliveries=(capped_only, lost)),)
+    index = rs.render_site(_data(packs=packs))[rs.INDEX]
+    assert "jd_ads: 900 rows (lost 1,234 to priority, 56 to cap)" in index
+    assert "coupon_center: 10 rows (lost 3 to cap)" in index
+    assert "jd_ads: 20,987 rows</" in rs.render_site(_data())[rs.INDEX]  # no rules: nothing added
 
 
 def test_text_from_data_is_escaped() -> None:

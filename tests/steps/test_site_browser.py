@@ -121,6 +121,10 @@ def _extra_tables(spark, lake: str) -> None:  # noqa: ANN001
     ]
     pairs.append((R, "other_segment", "spring_revisit", 10, 1.0, 1.0))
     _write(spark, lake, tables.PACK_OVERLAP, overlap_schema, pairs)
+    # jd_ads ranks another pack above spring_revisit and caps contacts (ops/channel_contacts).
+    outcomes = ["priority"] * 2 + ["frequency_cap"] + ["delivered"] * 8
+    contacts = [("jd_ads", R, "spring_revisit", f"c{i}", None, o) for i, o in enumerate(outcomes)]
+    _write(spark, lake, tables.CHANNEL_CONTACTS, schemas.CHANNEL_CONTACTS_SCHEMA, contacts)
     ingest = _row(
         schemas.INGEST_RUNS_SCHEMA,
         run_id="ingest-1",
@@ -262,6 +266,9 @@ def test_site_in_a_real_browser(spark, site: tuple[str, Path], browser: Any, tmp
     assert all(w > 1 for w in widths), widths  # drawn, not collapsed
     assert len(browser.find_elements("css selector", "svg.heatmap g.cell")) == 16  # 4 packs of R
     assert "bad_event_type: 7" in browser.find_element("css selector", "#data-quality").text
+    assert (
+        "jd_ads: 8 rows (lost 2 to priority, 1 to cap)" in browser.find_element("css selector", "body").text
+    )
 
     pages = {_check_link(href) for href in _links(browser)}
     pack_pages = sorted(p for p in pages if p.parent.name == "packs")
