@@ -38,12 +38,15 @@ test:
 	$(BIN)/ruff format --check dmp jobs dags tests bench
 	$(BIN)/pytest -q tests -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
-# The inner loop: everything but the integration tests (real Airflow runs, spark-submit, the
-# cluster, the concurrent-writer stress test, the wheel install). Some unit tests still use MinIO.
+# The inner loop: the unit and transform tests. Left to make test (which CI runs): tests/steps
+# (each a step on a temporary lake), tests/integration and tests/bench, and the tests marked
+# integration (real Airflow runs, spark-submit, the cluster, MinIO, a browser) or slow (purges,
+# the documented examples through ingest, driver subprocesses).
 test-fast:
 	$(MAKE) -j2 setup minio
 	$(BIN)/ruff check dmp jobs dags tests bench
-	$(BIN)/pytest -q tests -m "not integration" -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/pytest -q tests -m "not integration and not slow" --ignore=tests/steps --ignore=tests/integration \
+		--ignore=tests/bench -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 # Pipeline vs DuckDB (BENCH_SIZES=1M,5M,20M for the full run), delivery vs plain boto3 on MinIO.
 # Packs vs DuckDB need a built lake: python -m bench.bench_packs --lake L --date D (bench/README.md).

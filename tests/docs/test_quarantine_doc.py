@@ -34,6 +34,9 @@ from dmp.transforms.ingest import (
 from dmp.transforms.quarantine import RAW_BASE64_PREFIX
 from tests.conftest import REPO_ROOT
 
+# Every documented example goes through a real ingest (~5 s each): make test runs them, make test-fast does not.
+pytestmark = pytest.mark.slow
+
 DOC = (REPO_ROOT / "docs" / "quarantine.md").read_text(encoding="utf-8")
 NOW = datetime(2026, 3, 10, tzinfo=UTC)
 CODE = re.compile(r"`([^`]+)`")

@@ -65,6 +65,7 @@ def tables(spark, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:  
     return paths
 
 
+@pytest.mark.slow
 def test_log_with_checkpoint_and_replaced_partition_reads_like_spark(spark, tables: dict[str, str]) -> None:  # noqa: ANN001
     path = tables["log"]
     assert (Path(path) / "_delta_log" / "_last_checkpoint").is_file()

@@ -90,6 +90,7 @@ def _keys(s3: MinioServer) -> list[str]:
     return sorted(o["Key"] for o in client.list_objects_v2(Bucket="drv").get("Contents", []))
 
 
+@pytest.mark.slow
 def test_a_connection_made_in_the_metadata_db_reaches_the_driver(
     s3: MinioServer, driver_setup: list[str]
 ) -> None:
@@ -101,6 +102,7 @@ def test_a_connection_made_in_the_metadata_db_reaches_the_driver(
     ]  # the Spark conn fell back, the S3 conn resolved
 
 
+@pytest.mark.slow
 def test_without_handing_it_over_the_driver_cannot_see_the_connection(
     s3: MinioServer, driver_setup: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,6 +18,9 @@ from dmp.spark.purge import (
 )
 from tests.support.lake_scan import find_strings
 
+# Real Delta rewrites and vacuums, several minutes in all: make test runs them, make test-fast does not.
+pytestmark = pytest.mark.slow
+
 ERASED = ["u_erase_me_0001", "u_erase_me_0002"]
 PHONE = "13900000001"  # an identifier of an erased user, in a map column
 NEEDLES = [*ERASED, PHONE]

@@ -155,6 +155,7 @@ def windows_within_cap(delivered: list[int], cap: FrequencyCap) -> bool:
     )
 
 
+@pytest.mark.slow
 def test_21_days_under_two_per_seven_days(spark) -> None:
     history: list[tuple[str, date, str]] = []
     assert deliver_days(spark, list(range(1, 22)), history) == [1, 2, 8, 9, 15, 16]
@@ -166,6 +167,7 @@ def test_21_days_under_two_per_seven_days(spark) -> None:
     assert sorted(history) == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", [[1, 2, 3], [3, 2, 1]])
 def test_backfill_never_overfills_a_window_with_later_deliveries(spark, order: list[int]) -> None:
     history: list[tuple[str, date, str]] = []
