@@ -21,18 +21,19 @@ from dmp.transforms.ids import NO_ID, user_key_col, with_normalised_id
 _NO_RANK = 1 << 20
 
 
+def deliverable_treatment_rows(packs_df: DataFrame, segment: str, run_date: date) -> DataFrame:
+    """The pack's treatment rows (every column), only when the pack is deliverable."""
+    return packs_df.filter(
+        (F.col("segment") == segment)
+        & (F.col("run_date") == F.lit(run_date))
+        & (F.col("group") == TREATMENT)
+        & F.col("deliverable")
+    )
+
+
 def filter_deliverable_treatment(packs_df: DataFrame, segment: str, run_date: date) -> DataFrame:
     """Users that may be delivered: the pack's treatment group, only when the pack is deliverable."""
-    return (
-        packs_df.filter(
-            (F.col("segment") == segment)
-            & (F.col("run_date") == F.lit(run_date))
-            & (F.col("group") == TREATMENT)
-            & F.col("deliverable")
-        )
-        .select("user_id")
-        .distinct()
-    )
+    return deliverable_treatment_rows(packs_df, segment, run_date).select("user_id").distinct()
 
 
 def with_id_rank(ids_df: DataFrame, id_types: list[str]) -> DataFrame:

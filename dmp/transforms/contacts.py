@@ -55,7 +55,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from dmp.contracts.channels import LOST_TO_FREQUENCY_CAP, LOST_TO_PRIORITY, FrequencyCap
-from dmp.contracts.vocab import TREATMENT
+from dmp.transforms.audience_ids import deliverable_treatment_rows
 
 CONTACT_ID = "contact_id"
 
@@ -71,12 +71,7 @@ def filter_pack_treatment(packs_df: DataFrame, segment: str, run_date: date) -> 
     if "person_id" not in packs_df.columns:
         packs_df = packs_df.withColumn("person_id", F.lit(None).cast("string"))
     return (
-        packs_df.filter(
-            (F.col("segment") == segment)
-            & (F.col("run_date") == F.lit(run_date))
-            & (F.col("group") == TREATMENT)
-            & F.col("deliverable")
-        )
+        deliverable_treatment_rows(packs_df, segment, run_date)
         .transform(with_contact_id)
         .select("user_id", "person_id", CONTACT_ID)
         .distinct()
